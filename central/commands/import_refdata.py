@@ -1,0 +1,17 @@
+"""`bluegate-central import_refdata` (not built yet)."""
+
+from __future__ import annotations
+
+import argparse
+
+from gateway.errors import BlueGateError
+
+HELP = "import_refdata (not available yet)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+
+
+def run(args: argparse.Namespace) -> int:
+    raise BlueGateError("'import_refdata' is not available in this build yet")

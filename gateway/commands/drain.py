@@ -1,0 +1,17 @@
+"""`bluegate-gateway drain` (not built yet)."""
+
+from __future__ import annotations
+
+import argparse
+
+from gateway.errors import BlueGateError
+
+HELP = "drain (not available yet)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+
+
+def run(args: argparse.Namespace) -> int:
+    raise BlueGateError("'drain' is not available in this build yet")
