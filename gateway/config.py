@@ -132,6 +132,19 @@ class GateConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """The watchdog's health gate (gateway/health.py); scan.quiet_restart_s is its quiet_s."""
+
+    # Time each healing step (scanner restart, adapter reset) gets to show an advert.
+    grace_s: float = field(default=60.0, metadata={"min": 1.0})
+    loop_stall_s: float = field(default=30.0, metadata={"min": 1.0})
+    poll_stall_s: float = field(default=20.0, metadata={"min": 1.0})
+    outbox_fail_s: float = field(default=60.0, metadata={"min": 1.0})
+    # Remote settings (retained MQTT config topics) applied without a restart.
+    remote_config: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class SiteBeacon:
     """A beacon of this site, excluded from people and used as the radio check."""
 
@@ -154,6 +167,7 @@ class GatewayConfig:
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     site_beacons: list[SiteBeacon] = field(default_factory=list)
+    health: HealthConfig = field(default_factory=HealthConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def check(self) -> list[tuple[str, str]]:
