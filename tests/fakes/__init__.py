@@ -1,0 +1,1 @@
+"""Stand-ins for hardware: the only things the test suite fakes (brief: adapters)."""
