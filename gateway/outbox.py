@@ -749,6 +749,9 @@ class SqliteOutbox:
         )
 
     def close(self) -> None:
+        """Close the database and release the writer lock (idempotent)."""
+        if self._lock_file.closed:
+            return
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
         self._release_lock()
