@@ -221,6 +221,11 @@ class GattScheduler:
         self._clock(now)
         if self.policy.reads_per_minute <= 0 or addr_type == AddrType.ANONYMOUS:
             return
+        if self._inflight is not None and self._inflight.request.addr == addr:
+            return
+        hit = self._cache.get(addr)
+        if hit is not None and hit[0] == slot_index(now):
+            return
         cand = self._pending.get(addr)
         if cand is not None:
             cand.rssi = rssi
@@ -244,7 +249,11 @@ class GattScheduler:
         if self._inflight is not None or not self._pending:
             return None
         best: _Candidate | None = None
+        slot = slot_index(now)
         for cand in self._pending.values():
+            hit = self._cache.get(cand.addr)
+            if hit is not None and hit[0] == slot:
+                continue
             off = self._backoff.get(cand.addr)
             if off is not None and off.until > now:
                 continue
