@@ -1,0 +1,760 @@
+"""Shell: the `bluegate-gateway run` daemon, the composition root (style.md §3.3).
+
+One thread owns the tick loop and SQLite:
+
+  source.poll(tick) -> pipeline.feed -> pipeline.flush(now) -> outbox.append_many
+  (one transaction per tick) -> publisher.pump() -> health gate -> WATCHDOG=1
+
+Signals use the self-pipe trick (`signal.set_wakeup_fd` on a socketpair): handlers do
+nothing but wake the loop, which acts between ticks, so a signal can never interrupt
+a half-written tick.
+
+- SIGTERM/SIGINT: STOPPING=1, the aggregator's open stays are closed and committed to
+  the outbox, delivery is tried for `STOP_DELIVER_S`, exit 0 well inside 5 s. What is
+  not delivered stays in the outbox for the next start (or `drain`), which delivers
+  it before anything new (the outbox claims in `(boot, seq)` order).
+- SIGHUP: RELOADING=1, the file is read and validated again. Invalid: keep running on
+  the old configuration and say why (log and STATUS). Valid: the safe subset is applied
+  in place; other changes reopen the parts they concern after committing everything
+  the old parts held, so no record is lost. READY=1 again.
+- Remote settings (retained MQTT, gateway/remote_config.py) apply like a SIGHUP of
+  the safe subset; the outcome is published retained on `<unit>/status/config`.
+
+With a recorded source (`jsonl:`, `btsnoop:`) the recording plays at its own pace,
+shifted so that its first report is "now" (design.md), then the daemon stays up idle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import queue
+import select
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol, cast
+
+from gateway import remote_config, systemd
+from gateway.config import GatewayConfig, load_gateway_config
+from gateway.errors import EXIT_FAILURE, EXIT_OK, BlueGateError, ConfigError
+from gateway.health import Action, HealthGate, HealthPolicy, Observation, Verdict
+from gateway.models import Report
+
+_LOGGER = logging.getLogger(__name__)
+
+# SIGTERM must end the process within 5 s (systemd's default stop is 90 s, ours 15 s;
+# the issue asks for 5): commit ~instantly, deliver for at most this long.
+STOP_DELIVER_S: Final = 2.5
+# STATUS= is refreshed at most this often (`systemctl status` shows it).
+STATUS_EVERY_S: Final = 5.0
+# Never ping the watchdog more often than this, whatever WatchdogSec says.
+MIN_PING_EVERY_S: Final = 0.5
+RECORDED_PREFIXES: Final = ("jsonl:", "btsnoop:")
+
+
+# -- the parts, as the loop sees them --------------------------------------------
+
+
+class Source(Protocol):
+    @property
+    def ended(self) -> bool: ...
+
+    def poll(self, timeout_s: float) -> list[Report]: ...
+
+    def close(self) -> None: ...
+
+
+class Pipeline(Protocol):
+    def feed(self, reports: Sequence[Report]) -> Any: ...
+
+    def flush(self, now: float) -> list[dict[str, Any]]: ...
+
+
+class Outbox(Protocol):
+    def append_many(
+        self, records: Sequence[Mapping[str, Any]], now_wall: float
+    ) -> list[int]: ...
+
+    def pending(self) -> int: ...
+
+    def stats(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class Publisher(Protocol):
+    def pump(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Parts:
+    source: Source
+    pipeline: Pipeline
+    outbox: Outbox
+    publisher: Publisher | None
+
+
+@dataclass(frozen=True, slots=True)
+class Factories:
+    """How the daemon builds its parts; tests inject their own."""
+
+    source: Callable[[GatewayConfig], Source]
+    pipeline: Callable[[GatewayConfig], Pipeline]
+    outbox: Callable[[GatewayConfig], Outbox]
+    publisher: Callable[[GatewayConfig, Outbox], Publisher | None]
+
+
+# -- recorded sources: play at their own pace, shifted to now ---------------------
+
+
+class PacedSource:
+    """Wraps a recorded source so reports come out when their time is due.
+
+    Report times are shifted by (start wall - first report's t), so records carry
+    today's times; `wait(timeout_s)` is the daemon's interruptible sleep.
+    """
+
+    def __init__(
+        self,
+        inner: Source,
+        *,
+        wall: Callable[[], float],
+        mono: Callable[[], float],
+        wait: Callable[[float], None],
+    ) -> None:
+        self.inner = inner
+        self._wall = wall
+        self._mono = mono
+        self._wait = wait
+        self._buf: deque[Report] = deque()
+        self._t0: float | None = None  # first report's own time
+        self._start_mono = mono()
+        self._shift_s = 0.0
+        self.alive = True
+        self.played = 0
+
+    @property
+    def ended(self) -> bool:
+        return not self._buf and self.inner.ended
+
+    def _fill(self) -> None:
+        while not self._buf and not self.inner.ended:
+            batch = self.inner.poll(0.0)
+            self._buf.extend(batch)
+            if not batch:
+                break  # nothing yet (or the end): try again next poll
+        if self._t0 is None and self._buf:
+            self._t0 = self._buf[0].t
+            self._start_mono = self._mono()
+            self._shift_s = self._wall() - self._t0
+
+    def poll(self, timeout_s: float) -> list[Report]:
+        deadline = self._mono() + timeout_s
+        out: list[Report] = []
+        while True:
+            self._fill()
+            if not self._buf:
+                break
+            assert self._t0 is not None
+            due_mono = self._start_mono + (self._buf[0].t - self._t0)
+            now = self._mono()
+            if due_mono <= now:
+                report = self._buf.popleft()
+                out.append(dataclasses.replace(report, t=report.t + self._shift_s))
+                continue
+            if out or due_mono >= deadline:
+                break
+            self._wait(due_mono - now)
+        if not out and self.ended:
+            self._wait(max(deadline - self._mono(), 0.0))
+        self.played += len(out)
+        return out
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+# -- default factories: the only place the other shells are imported --------------
+
+
+def _module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise BlueGateError(f"this build lacks {name} ({exc})") from exc
+
+
+def open_source_for(cfg: GatewayConfig) -> Source:
+    if cfg.source.startswith("bluepy:"):
+        backend = _module("gateway.sources.bluepy_backend")
+        return cast(
+            Source,
+            backend.open_bluepy_source(
+                cfg.source.split(":", 1)[1], active=cfg.scan.active, gateway=cfg.gateway
+            ),
+        )
+    sources = _module("gateway.sources")
+    return cast(Source, sources.open_source(cfg.source, gateway=cfg.gateway))
+
+
+def open_pipeline_for(cfg: GatewayConfig) -> Pipeline:
+    mod = _module("gateway.pipeline")
+    factory = getattr(mod, "from_config", None) or mod.EdgePipeline
+    return cast(Pipeline, factory(cfg))
+
+
+def open_outbox_for(cfg: GatewayConfig) -> Outbox:
+    mod = _module("gateway.outbox")
+    return cast(
+        Outbox,
+        mod.open_outbox(
+            cfg.outbox.path,
+            max_mb=cfg.outbox.max_mb,
+            retention_days=cfg.outbox.retention_days,
+            synchronous=cfg.outbox.synchronous,
+        ),
+    )
+
+
+def open_publisher_for(cfg: GatewayConfig, outbox: Outbox) -> Publisher | None:
+    mod = _module("gateway.publisher")
+    factory = getattr(mod, "from_config", None) or mod.Publisher
+    return cast(Publisher, factory(cfg, outbox))
+
+
+DEFAULT_FACTORIES: Final = Factories(
+    source=open_source_for,
+    pipeline=open_pipeline_for,
+    outbox=open_outbox_for,
+    publisher=open_publisher_for,
+)
+
+
+def _final_flush(pipeline: Pipeline, now_wall: float) -> list[dict[str, Any]]:
+    """Close every open stay (shutdown or a pipeline rebuild)."""
+    for name in ("close_all", "finish", "flush_all"):
+        method = getattr(pipeline, name, None)
+        if callable(method):
+            return list(method(now_wall))
+    # A flush far in the future closes every stay whose gap has not yet passed.
+    return list(pipeline.flush(float("inf")))
+
+
+def _reconfigure(pipeline: Pipeline, cfg: GatewayConfig) -> bool:
+    method = getattr(pipeline, "reconfigure", None)
+    if callable(method):
+        method(cfg)
+        return True
+    return False
+
+
+def policy_for(cfg: GatewayConfig) -> HealthPolicy:
+    return HealthPolicy(
+        loop_stall_s=cfg.health.loop_stall_s,
+        quiet_s=cfg.scan.quiet_restart_s,
+        grace_s=cfg.health.grace_s,
+        poll_stall_s=cfg.health.poll_stall_s,
+        outbox_fail_s=cfg.health.outbox_fail_s,
+    )
+
+
+# -- remote settings: a small subscriber of the two retained config topics ---------
+
+
+class RemoteConfigClient:
+    """Subscribes to the fleet and unit config topics; events go to a queue.
+
+    A connection of its own (client id `<gateway>-config`) so the publisher's
+    session and in-flight window are untouched; paho's thread only posts events.
+    """
+
+    def __init__(self, cfg: GatewayConfig) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.events: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        prefix = cfg.mqtt.topic_prefix
+        self.topics = (
+            remote_config.fleet_topic(prefix, cfg.site),
+            remote_config.unit_topic(prefix, cfg.site, cfg.gateway),
+        )
+        self.status_topic = f"{prefix}/{cfg.site}/{cfg.gateway}/status/config"
+        version = mqtt.MQTTv5 if cfg.mqtt.protocol == "5" else mqtt.MQTTv311
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{cfg.gateway}-config",
+            protocol=version,
+        )
+        if cfg.mqtt.ca:
+            client.tls_set(
+                ca_certs=cfg.mqtt.ca, certfile=cfg.mqtt.cert, keyfile=cfg.mqtt.key
+            )
+        if cfg.mqtt.username:
+            password = None
+            if cfg.mqtt.password_file:
+                with open(cfg.mqtt.password_file, encoding="utf-8") as fh:
+                    password = fh.read().strip()
+            client.username_pw_set(cfg.mqtt.username, password)
+        client.reconnect_delay_set(
+            min_delay=max(1, int(cfg.mqtt.reconnect_min_s)),
+            max_delay=int(cfg.mqtt.reconnect_max_s),
+        )
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        self.client = client
+        client.connect_async(
+            cfg.mqtt.host, cfg.mqtt.port, keepalive=cfg.mqtt.keepalive_s
+        )
+        client.loop_start()
+
+    def _on_connect(
+        self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any = None
+    ) -> None:
+        if not getattr(rc, "is_failure", False):
+            client.subscribe([(t, 1) for t in self.topics])
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        self.events.put((str(msg.topic), bytes(msg.payload)))
+
+    def publish_outcome(self, payload: dict[str, Any]) -> None:
+        self.client.publish(
+            self.status_topic, json.dumps(payload, sort_keys=True), qos=1, retain=True
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.disconnect()
+        self.client.loop_stop()
+
+
+# -- the daemon -------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Counters:
+    reports: int = 0
+    records: int = 0
+    ticks: int = 0
+    reloads: int = 0
+    reloads_rejected: int = 0
+    remote_applied: int = 0
+    remote_rejected: int = 0
+    scanner_restarts: int = 0
+    adapter_resets: int = 0
+    recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
+
+    def rate_per_s(self, now_mono: float, window_s: float = 10.0) -> float:
+        total = sum(n for t, n in self.recent if now_mono - t <= window_s)
+        return total / window_s
+
+
+class Daemon:
+    def __init__(
+        self,
+        config_path: str,
+        cfg: GatewayConfig,
+        *,
+        factories: Factories = DEFAULT_FACTORIES,
+        notifier: systemd.Notifier | None = None,
+        wall: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
+        remote: bool = True,
+    ) -> None:
+        self.config_path = config_path
+        self.file_cfg = cfg
+        self.cfg = cfg
+        self.factories = factories
+        self.notifier = notifier or systemd.Notifier()
+        self.wall = wall
+        self.mono = mono
+        self.use_remote = remote and cfg.health.remote_config
+        self.remote_state = remote_config.RemoteState(cfg)
+        self.remote: RemoteConfigClient | None = None
+        self.counters = Counters()
+        self.parts: Parts | None = None
+        self.unsaved: list[dict[str, Any]] = []  # records a failed commit left
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._stop = False
+        self._reload = False
+        self.started_mono = mono()
+        self.gate = HealthGate(policy_for(cfg), self.started_mono)
+        self.loop_at = self.started_mono
+        self.poll_at: float | None = None
+        self.heard_at: float | None = None
+        self.beacon_at: float | None = None
+        self.outbox_failing_since: float | None = None
+        self.last_ping = float("-inf")
+        self.last_status = float("-inf")
+        self.verdict: Verdict | None = None
+
+    # -- signals (self-pipe)
+
+    def install_signals(self) -> None:
+        for sock in (self._wake_r, self._wake_w):
+            sock.setblocking(False)
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            # The handler only exists so the default action (death) is not taken;
+            # the wakeup fd carries the signal number to the loop.
+            signal.signal(sig, lambda signum, frame: None)
+
+    def restore_signals(self) -> None:
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+
+    def _drain_wakeups(self) -> None:
+        while True:
+            try:
+                data = self._wake_r.recv(64)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not data:
+                return
+            for signum in data:
+                if signum in (signal.SIGTERM, signal.SIGINT):
+                    self._stop = True
+                elif signum == signal.SIGHUP:
+                    self._reload = True
+
+    def wait(self, timeout_s: float) -> None:
+        """Sleep up to timeout_s, woken at once by a signal."""
+        if timeout_s <= 0:
+            return
+        select.select([self._wake_r], [], [], timeout_s)
+
+    # -- life cycle
+
+    def open_parts(self, cfg: GatewayConfig) -> Parts:
+        outbox = self.factories.outbox(cfg)
+        try:
+            source = self._open_source(cfg)
+            pipeline = self.factories.pipeline(cfg)
+            publisher = self.factories.publisher(cfg, outbox)
+        except BaseException:
+            outbox.close()
+            raise
+        return Parts(source, pipeline, outbox, publisher)
+
+    def _open_source(self, cfg: GatewayConfig) -> Source:
+        source = self.factories.source(cfg)
+        if cfg.source.startswith(RECORDED_PREFIXES):
+            return PacedSource(source, wall=self.wall, mono=self.mono, wait=self.wait)
+        return source
+
+    def run(self) -> int:
+        self.install_signals()
+        try:
+            self.parts = self.open_parts(self.cfg)
+            if self.use_remote:
+                try:
+                    self.remote = RemoteConfigClient(self.cfg)
+                except (OSError, ValueError) as exc:
+                    _LOGGER.warning("remote settings disabled: %s", exc)
+            pending = self.parts.outbox.pending()
+            _LOGGER.info(
+                "running: site=%s gateway=%s zone=%s source=%s, %d records waiting",
+                self.cfg.site,
+                self.cfg.gateway,
+                self.cfg.zone.name,
+                self.cfg.source,
+                pending,
+            )
+            self.notifier.ready(self.status_text())
+            while not self._stop:
+                self.tick()
+                self._drain_wakeups()
+                if self._reload and not self._stop:
+                    self._reload = False
+                    self.reload()
+            return self.shutdown()
+        finally:
+            self.restore_signals()
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def tick(self) -> None:
+        parts = self.parts
+        assert parts is not None
+        tick_s = self.cfg.scan.tick_s
+        reports = parts.source.poll(tick_s)
+        now_mono = self.mono()
+        now_wall = self.wall()
+        self.poll_at = now_mono
+        if reports:
+            self.heard_at = now_mono
+            self.counters.reports += len(reports)
+            self.counters.recent.append((now_mono, len(reports)))
+        self._note_liveness(parts.source)
+        parts.pipeline.feed(reports)
+        self._commit(parts, parts.pipeline.flush(now_wall), now_wall, now_mono)
+        self._note_beacon(parts.pipeline, now_mono)
+        if parts.publisher is not None:
+            parts.publisher.pump()
+        self._remote_events()
+        self.loop_at = self.mono()
+        self.counters.ticks += 1
+        self._health(parts, self.loop_at)
+
+    def _commit(
+        self,
+        parts: Parts,
+        records: list[dict[str, Any]],
+        now_wall: float,
+        now_mono: float,
+    ) -> None:
+        """One outbox transaction for the tick; on failure keep the records for later."""
+        batch = self.unsaved + records
+        if not batch:
+            return
+        try:
+            parts.outbox.append_many(batch, now_wall)
+        except BlueGateError as exc:
+            self.unsaved = batch
+            if self.outbox_failing_since is None:
+                self.outbox_failing_since = now_mono
+            _LOGGER.error("outbox write failed (%d records held): %s", len(batch), exc)
+            return
+        self.unsaved = []
+        self.outbox_failing_since = None
+        self.counters.records += len(batch)
+
+    def _note_liveness(self, source: Source) -> None:
+        last = getattr(source, "last_report_mono", None)
+        if isinstance(last, float) and (self.heard_at is None or last > self.heard_at):
+            self.heard_at = last
+
+    def _note_beacon(self, pipeline: Pipeline, now_mono: float) -> None:
+        # The aggregator excludes this site's beacons from people and notes when one
+        # was last heard (issue 3, occupancy): our positive proof that the radio works.
+        seen = getattr(pipeline, "site_beacon_heard", None)
+        if callable(seen):
+            seen = seen()
+        if seen:
+            self.beacon_at = now_mono
+
+    def _health(self, parts: Parts, now_mono: float) -> None:
+        source = parts.source
+        alive = getattr(source, "alive", True)
+        obs = Observation(
+            now_s=now_mono,
+            loop_at_s=self.loop_at,
+            scanner_alive=bool(alive),
+            poll_at_s=self.poll_at,
+            heard_at_s=self.heard_at,
+            beacon_at_s=self.beacon_at,
+            expects_beacon=bool(self.cfg.site_beacons),
+            outbox_failing_since_s=self.outbox_failing_since,
+        )
+        verdict = self.gate.assess(obs)
+        if verdict.action is not Action.NONE:
+            self._act(source, verdict)
+        was_healthy = self.verdict is None or self.verdict.healthy
+        if was_healthy and not verdict.healthy:
+            _LOGGER.error(
+                "unhealthy, watchdog pings stopped (systemd will restart): %s",
+                verdict.summary,
+            )
+        self.verdict = verdict
+        interval = self.notifier.ping_interval_s
+        ping_every = (
+            None if interval is None else max(min(interval, 5.0), MIN_PING_EVERY_S)
+        )
+        if (
+            verdict.healthy
+            and ping_every is not None
+            and now_mono - self.last_ping >= ping_every
+        ):
+            self.notifier.watchdog()
+            self.last_ping = now_mono
+        if now_mono - self.last_status >= STATUS_EVERY_S or not verdict.healthy:
+            self.notifier.status(self.status_text())
+            self.last_status = now_mono
+
+    def _act(self, source: Source, verdict: Verdict) -> None:
+        _LOGGER.warning("health: %s -> %s", verdict.summary, verdict.action.value)
+        try:
+            if verdict.action is Action.RESTART_SCANNER:
+                self.counters.scanner_restarts += 1
+                restart = getattr(source, "restart", None)
+                if callable(restart):
+                    restart()
+            elif verdict.action is Action.RESET_ADAPTER:
+                self.counters.adapter_resets += 1
+                reset = getattr(source, "reset_adapter", None)
+                if callable(reset):
+                    reset()
+        except BlueGateError as exc:
+            _LOGGER.error("health: %s failed: %s", verdict.action.value, exc)
+
+    def status_text(self) -> str:
+        parts = self.parts
+        now = self.mono()
+        text = f"{self.counters.rate_per_s(now):.1f} adv/s, {self.counters.records} records"
+        if parts is not None:
+            try:
+                stats = parts.outbox.stats()
+                age = stats.oldest_age_s(self.wall())
+                text += f", outbox {stats.depth}"
+                if age is not None:
+                    text += f" (oldest {age:.0f}s)"
+            except (BlueGateError, AttributeError):
+                text += f", outbox {parts.outbox.pending()}"
+        verdict = self.verdict
+        text += ", " + ("ok" if verdict is None else verdict.summary)
+        return text
+
+    # -- reload
+
+    def reload(self) -> None:
+        self.notifier.reloading()
+        self.counters.reloads += 1
+        try:
+            new_file = load_gateway_config(self.config_path)
+        except ConfigError as exc:
+            self.counters.reloads_rejected += 1
+            _LOGGER.error(
+                "reload rejected, still running the old configuration: %s", exc
+            )
+            self.notifier.ready(f"reload rejected: {exc}")
+            return
+        self.file_cfg = new_file
+        self.apply(self.remote_state.rebase(new_file), why="reload")
+        self.notifier.ready(self.status_text())
+
+    def apply(self, new: GatewayConfig, *, why: str) -> None:
+        """Switch to `new` without losing a record."""
+        old = self.cfg
+        parts = self.parts
+        assert parts is not None
+        rebuild = set(remote_config.rebuild_keys(old, new))
+        if "outbox" in rebuild and new.outbox.path != old.outbox.path:
+            # Records in the old file would be stranded: a path change needs a restart.
+            _LOGGER.warning(
+                "%s: outbox.path changes only at restart (systemctl restart "
+                "bluegate-gateway); keeping %s",
+                why,
+                old.outbox.path,
+            )
+            new = dataclasses.replace(new, outbox=old.outbox)
+            rebuild = set(remote_config.rebuild_keys(old, new))
+        now_wall = self.wall()
+        identity = {"site", "gateway", "zone"} & rebuild
+        if identity or not _reconfigure_if_safe(parts.pipeline, old, new, rebuild):
+            # Commit every open stay under the old settings, then start afresh.
+            self._commit(
+                parts, _final_flush(parts.pipeline, now_wall), now_wall, self.mono()
+            )
+            parts.pipeline = self.factories.pipeline(new)
+        if rebuild & {"source", "scan.active", "gateway"}:
+            parts.source.close()
+            parts.source = self._open_source(new)
+        if parts.publisher is not None and rebuild & {"mqtt", "site", "gateway"}:
+            self._deliver_for(0.5)
+            parts.publisher.close()
+            parts.publisher = self.factories.publisher(new, parts.outbox)
+        if new.log_level != old.log_level:
+            systemd.set_level(new.log_level)
+        if policy_for(new) != policy_for(old):
+            self.gate.policy = policy_for(new)
+        self.cfg = new
+        changed = remote_config.changed_keys(old, new)
+        _LOGGER.warning(
+            "%s: applied %d changed keys: %s", why, len(changed), ", ".join(changed)
+        )
+
+    def _remote_events(self) -> None:
+        client = self.remote
+        if client is None:
+            return
+        while True:
+            try:
+                topic, payload = client.events.get_nowait()
+            except queue.Empty:
+                return
+            layer = remote_config.layer_of(
+                topic, self.cfg.mqtt.topic_prefix, self.cfg.site, self.cfg.gateway
+            )
+            if layer is None:
+                continue
+            new, outcome = self.remote_state.receive(topic, layer, payload)
+            if new is None:
+                self.counters.remote_rejected += 1
+                _LOGGER.error("remote settings rejected: %s", outcome.reason)
+            else:
+                self.counters.remote_applied += 1
+                self.apply(new, why=f"remote {layer} settings")
+            client.publish_outcome(outcome.to_json(self.wall()))
+
+    # -- stop
+
+    def _deliver_for(self, budget_s: float) -> None:
+        parts = self.parts
+        if parts is None or parts.publisher is None:
+            return
+        deadline = self.mono() + budget_s
+        while parts.outbox.pending() > 0 and self.mono() < deadline:
+            parts.publisher.pump()
+            self.wait(0.02)
+
+    def shutdown(self) -> int:
+        parts = self.parts
+        assert parts is not None
+        self.notifier.stopping("stopping: committing open stays")
+        _LOGGER.info(
+            "stopping: committing open stays, delivering for %.1f s", STOP_DELIVER_S
+        )
+        now_wall = self.wall()
+        try:
+            parts.source.close()
+        except BlueGateError as exc:
+            _LOGGER.warning("closing the source: %s", exc)
+        self._commit(
+            parts, _final_flush(parts.pipeline, now_wall), now_wall, self.mono()
+        )
+        self._deliver_for(STOP_DELIVER_S)
+        status = EXIT_OK if not self.unsaved else EXIT_FAILURE
+        if self.unsaved:
+            _LOGGER.error(
+                "%d records could not be committed to the outbox", len(self.unsaved)
+            )
+        left = parts.outbox.pending()
+        if self.remote is not None:
+            self.remote.close()
+        if parts.publisher is not None:
+            parts.publisher.close()
+        parts.outbox.close()
+        _LOGGER.info("stopped; %d records wait in the outbox for the next start", left)
+        return status
+
+
+def _reconfigure_if_safe(
+    pipeline: Pipeline, old: GatewayConfig, new: GatewayConfig, rebuild: Iterable[str]
+) -> bool:
+    """Re-tune the pipeline in place when it can; False means rebuild it."""
+    tuning = ("bands", "aggregation", "gate", "gatt", "site_beacons", "zone")
+    if all(getattr(old, k) == getattr(new, k) for k in tuning):
+        return True  # nothing the pipeline uses changed
+    return _reconfigure(pipeline, new)
+
+
+def run_daemon(config_path: str, cfg: GatewayConfig, *, verbose: int = 0) -> int:
+    """`bluegate-gateway run`: set up logging, run the loop, return the exit status."""
+    level = "debug" if verbose >= 2 else cfg.log_level
+    where = systemd.setup_logging(
+        "bluegate-gateway",
+        {"SITE": cfg.site, "GATEWAY": cfg.gateway, "ZONE": cfg.zone.name},
+        level,
+    )
+    _LOGGER.debug("logging to %s (pid %d)", where, os.getpid())
+    return Daemon(config_path, cfg).run()
