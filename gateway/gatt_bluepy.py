@@ -169,6 +169,7 @@ class BluepyGattReader:
         try:
             periph._startHelper(iface=self.index)
         except OSError as exc:
+            reap_helper(periph, None, None)  # bluepy opened /dev/null for stderr
             return ReadResult(req.addr, None, ERR_HELPER, f"cannot run helper: {exc}")
         proc: subprocess.Popen[str] = periph._helper
         with self._lock:

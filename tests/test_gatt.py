@@ -494,3 +494,11 @@ def test_scanning_continues_during_a_gatt_read(fake, reader):
         assert heard >= 20  # ~0.8 s of reports at 100/s while the read was held
     finally:
         src.close()
+
+
+def test_bluepy_missing_helper_is_a_helper_failure(fake, reader, monkeypatch):
+    from bluepy import btle
+
+    monkeypatch.setattr(btle, "helperExe", str(fake.dir / "nope"))
+    result = read_once(reader())
+    assert result.error == g.ERR_HELPER

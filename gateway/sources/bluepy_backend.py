@@ -582,6 +582,7 @@ class BluepySource:
         try:
             scanner._startHelper(iface=self.index)
         except OSError as exc:
+            reap_helper(scanner, None, None)  # bluepy opened /dev/null for stderr
             raise ScannerError(
                 f"bluepy:{self.adapter}: cannot run bluepy-helper "
                 f"({btle.helperExe}): {exc.strerror or exc}; reinstall bluepy "
