@@ -231,3 +231,22 @@ def running(server: Mosquitto | Postgres) -> Iterator[Mosquitto | Postgres]:
         yield server
     finally:
         server.stop()
+
+
+# --- The production broker configuration (deploy/mosquitto/), for TLS tests ---------
+
+DEPLOY_MOSQUITTO = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"
+
+
+def deploy_mosquitto_config(etc_dir: Path, port: int) -> str:
+    """deploy/mosquitto/bluegate.conf with its paths moved to `etc_dir` and `port`.
+
+    `etc_dir` must hold ca.pem, server.pem and server-key.pem (bluegate-central
+    ca); the deploy ACL is copied there. Pass the result as Mosquitto's
+    `extra_config` (with persistence=True the helper's own lines stay first).
+    """
+    etc_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DEPLOY_MOSQUITTO / "acl", etc_dir / "acl")
+    text = (DEPLOY_MOSQUITTO / "bluegate.conf").read_text()
+    text = text.replace("/etc/mosquitto/bluegate/", f"{etc_dir}/")
+    return text.replace("listener 8883", f"listener {port} 127.0.0.1")
