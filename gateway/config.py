@@ -103,10 +103,15 @@ class GattConfig:
 class BandsConfig:
     """Proximity bands in dBm after offsets; defaults from docs/proximity.md."""
 
-    immediate_dbm: float = -60.0
-    near_dbm: float = -75.0
-    rssi_offset_db: float = 0.0
+    immediate_dbm: float = -49.0
+    near_dbm: float = -65.0
+    rssi_offset_db: float = field(default=0.0, metadata={"min": -60.0, "max": 60.0})
     format_offset_db: dict[str, float] = field(default_factory=dict)
+
+    def check(self) -> list[tuple[str, str]]:
+        if self.near_dbm > self.immediate_dbm:
+            return [("near_dbm", "must not be above immediate_dbm")]
+        return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,18 +122,55 @@ class AggregationConfig:
     max_record_s: float | None = field(default=None, metadata={"min": 60.0})
     min_rssi_dbm: float | None = None
     min_stay_s: float | None = field(default=None, metadata={"min": 0.0})
+    min_heard_ratio: float | None = field(
+        default=None, metadata={"min": 0.0, "max": 1.0}
+    )
     occupancy_interval_s: float = field(default=60.0, metadata={"min": 10.0})
+    # Rotating-ID chaining (gateway/chain): the longest silence across an ID change
+    # that still counts as one continuous signal, and the largest RSSI step.
+    chain: bool = True
+    handover_s: float | None = field(default=None, metadata={"min": 1.0})
+    chain_rssi_db: float = field(default=10.0, metadata={"min": 0.0})
+    # Records made while the clock is unsynchronised wait for the sync to be rebased
+    # (gateway/clock); beyond this many they leave unrebased, marked.
+    max_held_records: int = field(default=20_000, metadata={"min": 0})
+    # Formats that are never people (counted, not aggregated).
+    not_person_formats: list[str] = field(
+        default_factory=lambda: [
+            "bluezone-wake",
+            "eddystone-tlm",
+            "eddystone-url",
+        ]
+    )
+
+    def check(self) -> list[tuple[str, str]]:
+        if (
+            self.gap_s is not None
+            and self.handover_s is not None
+            and self.handover_s >= self.gap_s
+        ):
+            return [("handover_s", "must be shorter than gap_s")]
+        return []
 
 
 @dataclass(frozen=True, slots=True)
 class GateConfig:
     """Gate passages at `entrance` units (gateway/gate)."""
 
-    enter_dbm: float = -70.0
-    exit_dbm: float = -85.0
-    dwell_s: float = field(default=10.0, metadata={"min": 0.0})
-    absent_s: float = field(default=120.0, metadata={"min": 5.0})
+    enter_dbm: float = -60.0
+    exit_dbm: float = -75.0
+    # Away (below exit_dbm or unheard) this long before a new passage may count.
+    dwell_s: float = field(default=60.0, metadata={"min": 0.0})
+    # Unheard this long: the identity's gate state is forgotten (memory bound).
+    absent_s: float = field(default=600.0, metadata={"min": 5.0})
+    # Direction memory per identity (single unit: in/out alternate per identity).
+    direction_memory_s: float = field(default=57_600.0, metadata={"min": 60.0})
     role: Literal["single", "inside", "outside"] = "single"
+
+    def check(self) -> list[tuple[str, str]]:
+        if self.exit_dbm > self.enter_dbm:
+            return [("exit_dbm", "must not be above enter_dbm (hysteresis)")]
+        return []
 
 
 @dataclass(frozen=True, slots=True)
