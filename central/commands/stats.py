@@ -1,17 +1,26 @@
-"""`bluegate-central stats` (not built yet)."""
+"""`bluegate-central stats --config CFG`: counts as JSON (design.md)."""
 
 from __future__ import annotations
 
 import argparse
 
-from gateway.errors import BlueGateError
+from central.commands.common import add_config, load, print_json
 
-HELP = "stats (not available yet)"
+HELP = "counts as JSON: batches, records by kind, quarantined, gateways"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    add_config(parser)
+    parser.add_argument(
+        "--gaps", action="store_true", help="also list every sequence gap"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    raise BlueGateError("'stats' is not available in this build yet")
+    _config, store = load(args)
+    out = store.stats()
+    if args.gaps:
+        out["gaps"] = store.sequence_gaps()
+    store.close()
+    print_json(out)
+    return 0

@@ -1,0 +1,210 @@
+"""Contacts of a case through the store's indexes (design.md "The contacts answer").
+
+The rule itself is `central.rules` (pure); this module only decides which rows to
+read, so the answer equals `rules.reference_contacts` over the whole table (the
+differential test holds both stores to that):
+
+1. the case's own records: by key through the (key, t_start) index and the chained-key
+   table; by person through the tag assignments valid at each record's start; by a
+   Bluezone daily key through the IDs of every slot of the window, regenerated here
+   and matched within [slot_start - clock_error, slot_end + clock_error];
+2. for each zone the case was in, the gateways that were in that zone during the
+   case's stay (reference data over time, or the zone the gateway reported), read by
+   range scans of the (gateway, t_start) index bounded by the longest record;
+3. the rule on those rows only.
+
+A disclosed daily key reveals every later day's IDs (forward hash chain), so it never
+leaves this function: the answer records how many IDs were derived and for which
+day, not the key nor anything computed from it but the IDs' matches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from beacon.bluezone import ids_in_window
+from central import rules
+from central.rules import PresenceRow, RefData, Resolved, Rule, Seed
+from central.store import SqlStore
+
+
+def bluezone_seed(
+    daily_key_hex: str, key_date: dt.date, t0: float, t1: float, rule: Rule
+) -> Seed:
+    """Derive the (ID, slot) pairs of the window; the key is not kept in the Seed."""
+    text = daily_key_hex.strip().lower()
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError("a Bluezone daily key is 64 hex digits")
+    slots = tuple(
+        (s.key, s.start, s.end)
+        for s in ids_in_window(
+            bytes.fromhex(text), key_date, t0, t1, rule.slots_per_day
+        )
+    )
+    return Seed("bluezone", key_date.isoformat(), slots)
+
+
+def case_description(
+    seed: Seed, t0: float, t1: float, rule: Rule, depth: int
+) -> dict[str, Any]:
+    desc: dict[str, Any] = {}
+    if seed.kind == "device":
+        desc = {"by": "device", "device": seed.value}
+    elif seed.kind == "person":
+        desc = {"by": "person", "person": seed.value}
+    else:
+        desc = {
+            "by": "bluezone-daily-key",
+            "key_date": seed.value,
+            "derived_ids": len(seed.slots),
+        }
+    desc.update(
+        {
+            "from": rules.iso(t0),
+            "to": rules.iso(t1),
+            "depth": depth,
+            "rule": rule.as_dict(),
+        }
+    )
+    return desc
+
+
+def seed_candidates(
+    store: SqlStore, seed: Seed, ref: RefData, t0: float, t1: float, rule: Rule
+) -> list[PresenceRow]:
+    if seed.kind == "device":
+        rows = store.presence_by_keys([seed.value], t0, t1)
+    elif seed.kind == "person":
+        rows = store.presence_by_keys(
+            [t.value for t in ref.keys_of(seed.value)], t0, t1
+        )
+    else:
+        err = rule.clock_error_s
+        rows = store.presence_by_keys(
+            [k for k, _a, _b in seed.slots], t0 - err, t1 + err
+        )
+    return rules.seed_rows(seed, rows, ref, rule)
+
+
+def zone_gateways(
+    store: SqlStore, ref: RefData, zone: str, a: float, b: float, max_len: float
+) -> set[str]:
+    """Gateways whose records may resolve to `zone` and overlap [a, b)."""
+    gateways = set(store.gateways_seen_in(zone))
+    for gateway, intervals in ref.gateway_zones.items():
+        for iv in intervals:
+            if (
+                iv.value == zone
+                and iv.start < b
+                and (iv.end is None or iv.end > a - max_len)
+            ):
+                gateways.add(gateway)
+    return gateways
+
+
+def candidates(
+    store: SqlStore, ref: RefData, case: Sequence[Resolved], t0: float, t1: float
+) -> list[Resolved]:
+    """Everyone's resolved rows that may share a zone and time with `case`."""
+    max_len = store.max_presence_s()
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for item in case:
+        spans[item.zone.zone].append((item.start, item.end))
+    rows: dict[tuple[str, int, int], PresenceRow] = {}
+    for zone, items in spans.items():
+        items.sort()
+        merged: list[list[float]] = []
+        for a, b in items:
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        for a, b in merged:
+            gateways = zone_gateways(store, ref, zone, a, b, max_len)
+            for row in store.presence_at_gateways(sorted(gateways), a, b):
+                rows[(row.gateway, row.boot, row.seq)] = row
+    wanted = set(spans)
+    return [
+        r for r in rules.resolve(rows.values(), ref, t0, t1) if r.zone.zone in wanted
+    ]
+
+
+def contacts(
+    store: SqlStore,
+    seed: Seed,
+    t0: float,
+    t1: float,
+    rule: Rule,
+    *,
+    depth: int = 1,
+    ref: RefData | None = None,
+) -> dict[str, Any]:
+    """The contacts answer (JSON-ready), using the store's indexes."""
+    if depth not in (1, 2):
+        raise ValueError("depth is 1 or 2")
+    ref = ref if ref is not None else store.refdata()
+    case_rows = seed_candidates(store, seed, ref, t0, t1, rule)
+    case = rules.resolve(case_rows, ref, t0, t1)
+    case_ids = {rules.identity(c) for c in case}
+    if seed.kind == "person":
+        case_ids.add("person:" + seed.value)
+    case_keys = {k for c in case for k in c.row.all_keys}
+
+    def not_case(item: Resolved) -> bool:
+        return rules.identity(item) in case_ids or bool(
+            case_keys.intersection(item.row.all_keys)
+        )
+
+    level1 = rules.evaluate(
+        case, candidates(store, ref, case, t0, t1), rule, exclude=not_case
+    )
+    level2: list[dict[str, Any]] = []
+    if depth == 2:
+        level2 = rules.expand(
+            level1,
+            None,
+            ref,
+            t1,
+            rule,
+            excluded_ids=case_ids | {c["_identity"] for c in level1},
+            excluded_keys=case_keys,
+            fetch=lambda keys, a, b: store.presence_by_keys(list(keys), a, b),
+            others=lambda a, b, f1_case: candidates(store, ref, f1_case, a, b),
+        )
+    return rules.finish(
+        case_description(seed, t0, t1, rule, depth),
+        rules.exposures(case, rule),
+        level1,
+        level2,
+    )
+
+
+CSV_COLUMNS = (
+    "level",
+    "class",
+    "person",
+    "key",
+    "keys",
+    "zone",
+    "first",
+    "last",
+    "minutes",
+    "via",
+)
+
+
+def csv_rows(answer: dict[str, Any]) -> list[list[str]]:
+    """One row per contact (keys joined by spaces), header first."""
+    out = [list(CSV_COLUMNS)]
+    for c in answer["contacts"]:
+        row = []
+        for col in CSV_COLUMNS:
+            value = c.get(col)
+            if isinstance(value, list):
+                value = " ".join(str(v) for v in value)
+            row.append("" if value is None else str(value))
+        out.append(row)
+    return out

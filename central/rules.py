@@ -1,0 +1,506 @@
+"""Pure: the contact rule and its reference implementation (design.md, "The contacts
+answer"; central-reference.md section 6).
+
+The rule, after Vietnam's Ministry of Health (1909/BYT-DP, 2022) and CDC (Oct 2020):
+
+- Enclosed zone (bus, shift room, dormitory, entrance): sharing the zone for at least
+  `min_minutes` cumulative within the worst `window_h` hours makes an F1 ("same narrow,
+  enclosed space for 15 minutes").
+- Open zone (yard): both must also have been in the near band. A presence record
+  carries only how many seconds it spent in each band (`band_s`), not when, so the
+  near time two records can have shared is bounded by
+  ``min(overlap, near_s(case record), near_s(contact record))``. We credit that upper
+  bound: the rule never misses a contact that could have been near for N minutes, at
+  the price of a few extra F1 in crowded yards (the conservative side for public
+  health). Credits are spread evenly over the overlap and capped at one second per
+  second, so two gateways hearing the same pair never count the same minute twice.
+- `--depth 2`: every F1's own contacts from the F1's first shared minute with the case
+  to the end of the query window (F2 per MoH 3638/QD-BYT: "from when F1 could have
+  been infected until isolated").
+
+Every threshold is a field of `Rule` and is recorded in the answer. Everything here is
+pure: rows and reference data come in, the JSON-ready answer goes out.
+`reference_contacts` is the slow full-scan implementation the SQL path
+(`central.contacts`) is tested against.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+DEFAULT_OPEN_KINDS: Final = frozenset({"yard"})
+BANDS: Final = ("immediate", "near", "far")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    min_minutes: float = 15.0
+    window_h: float = 24.0
+    near_bands: tuple[str, ...] = ("immediate", "near")
+    clock_error_s: float = 120.0
+    slots_per_day: int = 96
+    merge_gap_s: float = 120.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["near_bands"] = list(self.near_bands)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceRow:
+    """One stored presence record (edge record format, design.md)."""
+
+    gateway: str
+    boot: int
+    seq: int
+    site: str
+    zone: str | None
+    zone_kind: str | None
+    key: str
+    keys: tuple[str, ...]
+    start: float
+    end: float
+    immediate_s: float = 0.0
+    near_s: float = 0.0
+    far_s: float = 0.0
+
+    @property
+    def all_keys(self) -> tuple[str, ...]:
+        return self.keys if self.key in self.keys else (self.key, *self.keys)
+
+    def band_seconds(self, bands: Iterable[str]) -> float:
+        total = 0.0
+        for band in bands:
+            total += {
+                "immediate": self.immediate_s,
+                "near": self.near_s,
+                "far": self.far_s,
+            }.get(band, 0.0)
+        return total
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneRef:
+    zone: str
+    kind: str
+    enclosed: bool
+    site: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    start: float
+    end: float | None  # None: still valid
+    value: str
+
+    def covers(self, t: float) -> bool:
+        return self.start <= t and (self.end is None or t < self.end)
+
+
+@dataclass(slots=True)
+class RefData:
+    """Reference data needed by the rule: zones, gateway->zone and key->person over time."""
+
+    zones: dict[str, ZoneRef] = field(default_factory=dict)
+    gateway_zones: dict[str, list[Interval]] = field(default_factory=dict)
+    tags: dict[str, list[Interval]] = field(default_factory=dict)
+
+    def zone_of(self, row: PresenceRow) -> ZoneRef | None:
+        """The zone at the record's start: reference data first (a bus gateway moves),
+        else what the gateway reported about itself."""
+        for interval in self.gateway_zones.get(row.gateway, ()):
+            if interval.covers(row.start):
+                return self.zones.get(interval.value) or ZoneRef(
+                    interval.value, "unknown", True
+                )
+        if row.zone is None:
+            return None
+        known = self.zones.get(row.zone)
+        if known is not None:
+            return known
+        kind = row.zone_kind or "unknown"
+        return ZoneRef(row.zone, kind, kind not in DEFAULT_OPEN_KINDS)
+
+    def person_of(self, key: str, t: float) -> str | None:
+        for interval in self.tags.get(key, ()):
+            if interval.covers(t):
+                return interval.value
+        return None
+
+    def keys_of(self, person: str) -> list[Interval]:
+        """(key, validity) of every tag ever assigned to `person`; value = key."""
+        out = [
+            Interval(interval.start, interval.end, key)
+            for key, intervals in self.tags.items()
+            for interval in intervals
+            if interval.value == person
+        ]
+        return sorted(out, key=lambda i: (i.start, i.value))
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """Who the case is: a device key, a person, or Bluezone slot IDs."""
+
+    kind: str  # "device" | "person" | "bluezone"
+    value: str = ""
+    # For kind "bluezone": (key, slot_start, slot_end) of every derived ID.
+    slots: tuple[tuple[str, float, float], ...] = ()
+
+
+# --------------------------------------------------------------------------- math
+
+
+def capped_segments(
+    pieces: Sequence[tuple[float, float, float]],
+) -> list[tuple[float, float, float]]:
+    """Sum piece densities over time, capped at 1 (one second per second)."""
+    events: list[tuple[float, float]] = []
+    for a, b, d in pieces:
+        if b > a and d > 0:
+            events.append((a, d))
+            events.append((b, -d))
+    events.sort()
+    out: list[tuple[float, float, float]] = []
+    level = 0.0
+    prev: float | None = None
+    for t, delta in events:
+        if prev is not None and t > prev and level > 1e-12:
+            out.append((prev, t, min(1.0, level)))
+        level += delta
+        prev = t
+    return out
+
+
+def worst_window(
+    segments: Sequence[tuple[float, float, float]], window_s: float
+) -> tuple[float, float]:
+    """(credited seconds, window start) of the worst window of length `window_s`.
+
+    The credited time in [s, s+W] is piecewise linear in s, so its maximum is at a
+    window starting at a segment start or ending at a segment end."""
+    if not segments:
+        return 0.0, 0.0
+    candidates = sorted(
+        {a for a, _b, _d in segments} | {b - window_s for _a, b, _d in segments}
+    )
+    best = (-1.0, 0.0)
+    for s in candidates:
+        e = s + window_s
+        total = 0.0
+        for a, b, d in segments:
+            lo = a if a > s else s
+            hi = b if b < e else e
+            if hi > lo:
+                total += d * (hi - lo)
+        if total > best[0] + 1e-9:
+            best = (total, s)
+    return best
+
+
+def iso(t: float) -> str:
+    stamp = dt.datetime.fromtimestamp(t, tz=dt.UTC)
+    if stamp.microsecond:
+        return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return stamp.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------------ the rule
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    row: PresenceRow
+    zone: ZoneRef
+    start: float  # clipped to the window
+    end: float
+    person: str | None
+
+
+def resolve(
+    rows: Iterable[PresenceRow], ref: RefData, t0: float, t1: float
+) -> list[Resolved]:
+    out = []
+    for row in rows:
+        zone = ref.zone_of(row)
+        if zone is None:
+            continue
+        start = max(row.start, t0)
+        end = min(row.end, t1)
+        if end <= start:
+            continue
+        out.append(Resolved(row, zone, start, end, ref.person_of(row.key, row.start)))
+    return out
+
+
+def identity(item: Resolved) -> str:
+    return ("person:" + item.person) if item.person else ("key:" + item.row.key)
+
+
+def exposures(case: Sequence[Resolved], rule: Rule) -> list[dict[str, Any]]:
+    """Places and times the case was seen, merged per (zone, gateway)."""
+    groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for item in case:
+        groups[(item.zone.zone, item.row.gateway)].append((item.start, item.end))
+    out = []
+    for (zone, gateway), spans in groups.items():
+        spans.sort()
+        cur_a, cur_b = spans[0]
+        for a, b in spans[1:]:
+            if a <= cur_b + rule.merge_gap_s:
+                cur_b = max(cur_b, b)
+            else:
+                out.append((cur_a, zone, gateway, cur_b))
+                cur_a, cur_b = a, b
+        out.append((cur_a, zone, gateway, cur_b))
+    out.sort()
+    return [
+        {"zone": z, "gateway": g, "from": iso(a), "to": iso(b)} for a, z, g, b in out
+    ]
+
+
+def evaluate(
+    case: Sequence[Resolved],
+    others: Iterable[Resolved],
+    rule: Rule,
+    *,
+    exclude: Callable[[Resolved], bool],
+) -> list[dict[str, Any]]:
+    """Apply the rule between the case's presence and everyone else's.
+
+    Returns contacts (without `level`) that meet the rule, with the internal fields
+    `_first_t`, `_keys` and `_person` that depth 2 needs."""
+    by_zone: dict[str, list[Resolved]] = defaultdict(list)
+    for item in case:
+        by_zone[item.zone.zone].append(item)
+    for items in by_zone.values():
+        items.sort(key=lambda i: i.start)
+    starts = {z: [i.start for i in items] for z, items in by_zone.items()}
+    max_len = max((i.end - i.start for i in case), default=0.0)
+
+    pieces: dict[str, list[tuple[float, float, float, str, bool]]] = defaultdict(list)
+    contributors: dict[str, list[Resolved]] = defaultdict(list)
+    for other in others:
+        zone_items = by_zone.get(other.zone.zone)
+        if not zone_items or exclude(other):
+            continue
+        # Case records starting before other.end and ending after other.start.
+        hi = bisect.bisect_left(starts[other.zone.zone], other.end)
+        lo = bisect.bisect_left(starts[other.zone.zone], other.start - max_len)
+        used = False
+        for c in zone_items[lo:hi]:
+            a = max(c.start, other.start)
+            b = min(c.end, other.end)
+            if b <= a:
+                continue
+            if other.zone.enclosed:
+                density = 1.0
+            else:
+                credit = min(
+                    b - a,
+                    c.row.band_seconds(rule.near_bands),
+                    other.row.band_seconds(rule.near_bands),
+                )
+                density = credit / (b - a)
+            if density <= 0:
+                continue
+            pieces[identity(other)].append(
+                (a, b, density, other.zone.zone, other.zone.enclosed)
+            )
+            used = True
+        if used:
+            contributors[identity(other)].append(other)
+
+    window_s = rule.window_h * 3600.0
+    threshold_s = rule.min_minutes * 60.0
+    contacts: list[dict[str, Any]] = []
+    for ident, plist in pieces.items():
+        segments = capped_segments([(a, b, d) for a, b, d, _z, _e in plist])
+        credited, _start = worst_window(segments, window_s)
+        if credited + 1e-6 < threshold_s:
+            continue
+        enclosed_only = capped_segments([(a, b, d) for a, b, d, _z, e in plist if e])
+        enclosed_s, _ = worst_window(enclosed_only, window_s)
+        per_zone: dict[str, float] = defaultdict(float)
+        for a, b, d, z, _e in plist:
+            per_zone[z] += d * (b - a)
+        zone = max(sorted(per_zone), key=lambda z: per_zone[z])
+        rows = contributors[ident]
+        keys = sorted({k for r in rows for k in r.row.all_keys})
+        first_row = min(rows, key=lambda r: (r.row.start, r.row.key))
+        person = first_row.person
+        contacts.append(
+            {
+                "key": first_row.row.key,
+                "keys": keys,
+                "person": person,
+                "zone": zone,
+                "first": iso(min(a for a, *_ in plist)),
+                "last": iso(max(b for _a, b, *_ in plist)),
+                "minutes": round(credited / 60.0, 2),
+                "class": "F1_enclosed"
+                if enclosed_s + 1e-6 >= threshold_s
+                else "F1_proximity",
+                "_first_t": min(a for a, *_ in plist),
+                "_identity": ident,
+            }
+        )
+    contacts.sort(key=lambda c: (-c["minutes"], c["_identity"]))
+    return contacts
+
+
+def seed_rows(
+    seed: Seed, rows: Iterable[PresenceRow], ref: RefData, rule: Rule
+) -> list[PresenceRow]:
+    """The case's own presence records among `rows` (full scan)."""
+    out = []
+    if seed.kind == "device":
+        out = [r for r in rows if seed.value in r.all_keys]
+    elif seed.kind == "person":
+        tags = ref.keys_of(seed.value)
+        for r in rows:
+            for tag in tags:
+                if tag.value in r.all_keys and tag.covers(r.start):
+                    out.append(r)
+                    break
+    elif seed.kind == "bluezone":
+        by_key: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for key, a, b in seed.slots:
+            by_key[key].append((a, b))
+        err = rule.clock_error_s
+        for r in rows:
+            if any(
+                r.start < b + err and r.end > a - err
+                for k in r.all_keys
+                for a, b in by_key.get(k, ())
+            ):
+                out.append(r)
+    else:
+        raise ValueError(f"unknown seed kind {seed.kind!r}")
+    return out
+
+
+def finish(
+    case_desc: Mapping[str, Any],
+    exposure_list: list[dict[str, Any]],
+    level1: list[dict[str, Any]],
+    level2: list[dict[str, Any]],
+) -> dict[str, Any]:
+    contacts = []
+    for level, group in ((1, level1), (2, level2)):
+        for c in group:
+            item = {k: v for k, v in c.items() if not k.startswith("_")}
+            item["level"] = level
+            contacts.append(item)
+    return {"case": dict(case_desc), "exposures": exposure_list, "contacts": contacts}
+
+
+def reference_contacts(
+    rows: Sequence[PresenceRow],
+    ref: RefData,
+    seed: Seed,
+    t0: float,
+    t1: float,
+    rule: Rule,
+    *,
+    depth: int = 1,
+    case_desc: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The rule by full scan of every row: slow, obviously right, the test oracle."""
+    case_rows = seed_rows(seed, rows, ref, rule)
+    case = resolve(case_rows, ref, t0, t1)
+    case_ids = {identity(c) for c in case}
+    case_keys = {k for c in case for k in c.row.all_keys}
+    case_person = seed.value if seed.kind == "person" else None
+    case_ids |= {f"person:{case_person}"} if case_person else set()
+    everyone = resolve(rows, ref, t0, t1)
+
+    def not_case(item: Resolved) -> bool:
+        return identity(item) in case_ids or bool(
+            case_keys.intersection(item.row.all_keys)
+        )
+
+    level1 = evaluate(case, everyone, rule, exclude=not_case)
+    level2: list[dict[str, Any]] = []
+    if depth >= 2:
+        level2 = expand(
+            level1,
+            rows,
+            ref,
+            t1,
+            rule,
+            excluded_ids=case_ids | {c["_identity"] for c in level1},
+            excluded_keys=case_keys,
+            fetch=lambda keys, a, b: [r for r in rows if set(keys) & set(r.all_keys)],
+            others=lambda a, b, _case: resolve(rows, ref, a, b),
+        )
+    return finish(case_desc or {}, exposures(case, rule), level1, level2)
+
+
+def expand(
+    level1: Sequence[dict[str, Any]],
+    rows_unused: Sequence[PresenceRow] | None,
+    ref: RefData,
+    t1: float,
+    rule: Rule,
+    *,
+    excluded_ids: set[str],
+    excluded_keys: set[str],
+    fetch: Callable[[Sequence[str], float, float], Sequence[PresenceRow]],
+    others: Callable[[float, float, Sequence[Resolved]], Iterable[Resolved]],
+) -> list[dict[str, Any]]:
+    """F2: each F1's contacts from its first shared minute with the case to `t1`."""
+    best: dict[str, dict[str, Any]] = {}
+    for f1 in level1:
+        a = f1["_first_t"]
+        keys = list(f1["keys"])
+        person = f1["person"]
+        rows = list(fetch(keys, a, t1))
+        if person:
+            tags = ref.keys_of(person)
+            tag_keys = [t.value for t in tags]
+            rows_p = fetch(tag_keys, a, t1)
+            seen = {(r.gateway, r.boot, r.seq) for r in rows}
+            for r in rows_p:
+                if (r.gateway, r.boot, r.seq) in seen:
+                    continue
+                if any(t.value in r.all_keys and t.covers(r.start) for t in tags):
+                    rows.append(r)
+        f1_keys = set(keys)
+        f1_rows = [
+            r
+            for r in rows
+            if f1_keys.intersection(r.all_keys)
+            or (person is not None and ref.person_of(r.key, r.start) == person)
+        ]
+        f1_case = resolve(f1_rows, ref, a, t1)
+        f1_all_keys = {k for c in f1_case for k in c.row.all_keys} | f1_keys
+
+        def excl(item: Resolved, _k: set[str] = f1_all_keys) -> bool:
+            return (
+                identity(item) in excluded_ids
+                or bool(excluded_keys.intersection(item.row.all_keys))
+                or bool(_k.intersection(item.row.all_keys))
+            )
+
+        found = evaluate(f1_case, others(a, t1, f1_case), rule, exclude=excl)
+        via = f1["person"] or f1["key"]
+        for c in found:
+            c["via"] = [via]
+            prev = best.get(c["_identity"])
+            if prev is None:
+                best[c["_identity"]] = c
+            else:
+                vias = sorted(set(prev["via"]) | {via})
+                if c["minutes"] > prev["minutes"]:
+                    best[c["_identity"]] = c
+                best[c["_identity"]]["via"] = vias
+    out = list(best.values())
+    out.sort(key=lambda c: (-c["minutes"], c["_identity"]))
+    return out

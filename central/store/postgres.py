@@ -1,0 +1,88 @@
+"""Shell: the PostgreSQL store (psycopg 3), for sites that outgrow one machine.
+
+Same SQL as SQLite (`central.store.SqlStore`); only `?` placeholders become `%s`.
+Autocommit outside explicit transactions, so a query never holds a snapshot open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+
+from central.store import SqlStore, StoreError
+
+
+@functools.lru_cache(maxsize=512)
+def _pg(sql: str) -> str:
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresStore(SqlStore):
+    dialect = "postgres"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        try:
+            self._conn = psycopg.connect(url, autocommit=True)
+        except psycopg.Error as exc:
+            # The message may name host and user, never a password (URLs with one
+            # are refused by convention: use a .pgpass or PGPASSWORD file).
+            raise StoreError(
+                f"cannot connect to PostgreSQL: {exc}".splitlines()[0]
+            ) from None
+        self._tx: Any = None
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._conn.cursor() as cur:
+            cur.execute(_pg(sql), params)
+            return int(cur.rowcount)
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(_pg(sql), rows)
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._conn.cursor() as cur:
+            cur.execute(_pg(sql), params)
+            return list(cur.fetchall())
+
+    def _insert_id(self, sql: str, params: Sequence[Any]) -> int:
+        with self._conn.cursor() as cur:
+            cur.execute(_pg(sql) + " RETURNING id", params)
+            row = cur.fetchone()
+            assert row is not None
+            return int(row[0])
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._tx is not None:
+            yield
+            return
+        with self._conn.transaction() as tx:
+            self._tx = tx
+            try:
+                yield
+            finally:
+                self._tx = None
+
+    def copy_rows(
+        self, table: str, columns: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """COPY FROM STDIN (benchmarks, imports)."""
+        with (
+            self._conn.cursor() as cur,
+            cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+    def analyze(self) -> None:
+        self._execute("ANALYZE")
+
+    def close(self) -> None:
+        self._conn.close()
