@@ -223,6 +223,7 @@ class Publisher:
         self._reset_attempts = threading.Event()
         # Tick-thread state.
         self._live_gen: int | None = None
+        self._last_live_gen = 0
         self._paused_until_s = 0.0
         self._reject_streak = 0
         self._batches_sent = self._records_sent = self._records_acked = 0
@@ -311,7 +312,7 @@ class Publisher:
                 )
         elif kind is EventKind.CONNECTED:
             self._requeue("a new connection")
-            self._live_gen = event.gen
+            self._live_gen = self._last_live_gen = event.gen
             self._connects += 1
             self._last_error = None
             _LOGGER.info("mqtt: connected to %s:%d", self._mqtt.host, self._mqtt.port)
@@ -321,6 +322,18 @@ class Publisher:
                 self._disconnects += 1
                 self._last_error = f"disconnected: {event.reason}"
                 _LOGGER.warning("mqtt: connection lost (%s)", event.reason)
+            elif event.gen > self._last_live_gen:
+                # Closed before CONNACK: with TLS 1.3 a broker refusing our
+                # certificate says so only after the handshake seemed to succeed.
+                self._apply(
+                    Event(
+                        EventKind.CONNECT_FAILED,
+                        event.gen,
+                        reason="closed by the broker before CONNACK (TLS client "
+                        "certificate refused? see the broker's log)",
+                    ),
+                    acked,
+                )
             self._requeue("a lost connection")
         elif kind is EventKind.CONNECT_FAILED:
             self._connect_failures += 1
