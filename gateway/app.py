@@ -223,8 +223,17 @@ def open_source_for(cfg: GatewayConfig) -> Source:
 
 def open_pipeline_for(cfg: GatewayConfig) -> Pipeline:
     mod = _module("gateway.pipeline")
-    factory = getattr(mod, "from_config", None) or mod.EdgePipeline
-    return cast(Pipeline, factory(cfg))
+    gatt = None
+    if cfg.source.startswith("bluepy:") and cfg.gatt.enabled:
+        # iPhones running Bluezone are only identified by a GATT read (issue 2).
+        gatt_mod = _module("gateway.gatt")
+        reader_mod = _module("gateway.gatt_bluepy")
+        reader = reader_mod.BluepyGattReader(
+            cfg.source.split(":", 1)[1],
+            connect_timeout_s=cfg.gatt.connect_timeout_s,
+        )
+        gatt = gatt_mod.GattResolver(reader, gatt_mod.GattPolicy.from_config(cfg.gatt))
+    return cast(Pipeline, mod.EdgePipeline(cfg, gatt=gatt, tick_s=cfg.scan.tick_s))
 
 
 def open_outbox_for(cfg: GatewayConfig) -> Outbox:
@@ -266,13 +275,16 @@ DEFAULT_FACTORIES: Final = Factories(
 
 
 def _final_flush(pipeline: Pipeline, now_wall: float) -> list[dict[str, Any]]:
-    """Close every open stay (shutdown or a pipeline rebuild)."""
-    for name in ("close_all", "finish", "flush_all"):
-        method = getattr(pipeline, name, None)
-        if callable(method):
-            return list(method(now_wall))
-    # A flush far in the future closes every stay whose gap has not yet passed.
-    return list(pipeline.flush(float("inf")))
+    """Close every open stay (shutdown or a pipeline rebuild): what flush(now) has
+    not yet released, plus the stays still open."""
+    records = list(pipeline.flush(now_wall))
+    close_all = getattr(pipeline, "close_all", None)
+    if callable(close_all):
+        records += list(close_all(now_wall))
+    gatt = getattr(pipeline, "gatt", None)
+    if gatt is not None and callable(getattr(gatt, "close", None)):
+        gatt.close()
+    return records
 
 
 def _reconfigure(pipeline: Pipeline, cfg: GatewayConfig) -> bool:
@@ -464,6 +476,13 @@ class Daemon:
             self.counters.reports += len(reports)
             self.counters.recent.append((now_mono, len(reports)))
         self._note_liveness(parts.source)
+        if not self.cfg.source.startswith(RECORDED_PREFIXES):
+            # Live reports carry the receiver's wall clock: tell the pipeline how it
+            # relates to monotonic time and whether it is synchronised (design.md,
+            # Time). A recording keeps its own (shifted) time base.
+            observe = getattr(parts.pipeline, "observe_clock", None)
+            if callable(observe):
+                observe(now_mono, now_wall, systemd.clock_synchronised())
         parts.pipeline.feed(reports)
         self._commit(parts, parts.pipeline.flush(now_wall), now_wall, now_mono)
         self._note_beacon(parts.pipeline, now_mono)

@@ -17,6 +17,8 @@ no-op outside systemd, so the daemons run the same way in a terminal.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import socket
@@ -229,3 +231,35 @@ def setup_logging(
 def set_level(level: str) -> None:
     """Change the root log level at run time (SIGHUP or a remote `log_level`)."""
     logging.getLogger().setLevel(logging.getLevelName(level.upper()))
+
+
+# adjtimex(2) returns TIME_ERROR (5) while the kernel considers the clock unsynced.
+TIME_ERROR: Final = 5
+_TIMESYNC_MARKER: Final = "/run/systemd/timesync/synchronized"
+_libc: ctypes.CDLL | None = None
+
+
+def adjtimex_state() -> int | None:
+    """adjtimex(2) with modes=0 (a pure query): the kernel's clock state, or None."""
+    global _libc
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        if name is None:
+            return None
+        try:
+            _libc = ctypes.CDLL(name, use_errno=True)
+        except OSError:
+            return None
+    # struct timex is ~208 bytes on 64-bit; a zeroed, larger buffer has modes == 0.
+    buf = ctypes.create_string_buffer(512)
+    state = int(_libc.adjtimex(buf))
+    return None if state < 0 else state
+
+
+def clock_synchronised(marker: str = _TIMESYNC_MARKER) -> bool:
+    """Whether wall time can be trusted: timesyncd's marker, else the kernel's state
+    (chrony and ntpd clear STA_UNSYNC, so adjtimex stops answering TIME_ERROR)."""
+    if os.path.exists(marker):
+        return True
+    state = adjtimex_state()
+    return state is not None and state != TIME_ERROR

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import ctypes.util
 import fcntl
 import json
 import os
@@ -41,6 +39,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from gateway.config import GatewayConfig, load_gateway_config
+from gateway.systemd import TIME_ERROR, adjtimex_state
 
 HELP = (
     "check the adapter, capabilities, clock, broker, disk and outbox (exit 1 on FAIL)"
@@ -56,8 +55,6 @@ NEEDED_CAPS: Final = (1 << CAP_NET_ADMIN) | (1 << CAP_NET_RAW)
 HCIGETDEVINFO: Final = 0x800448D3
 HCI_DEV_INFO_SIZE: Final = 92
 HCI_UP: Final = 1 << 0
-# adjtimex(2) returns TIME_ERROR (5) while the kernel considers the clock unsynced.
-TIME_ERROR: Final = 5
 # Below this, a full outbox bound or a growing journal can fill the card.
 DISK_FAIL_MB: Final = 20.0
 OUTBOX_OLD_S: Final = 3600.0
@@ -283,21 +280,6 @@ def check_capabilities(cfg: GatewayConfig, env: Env) -> list[Check]:
 
 
 # -- clock ---------------------------------------------------------------------------
-
-
-def adjtimex_state() -> int | None:
-    """adjtimex(2) with modes=0 (read only): the kernel's clock state, or None."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-    except OSError:
-        return None
-    # struct timex is ~208 bytes on 64-bit; a zeroed, larger buffer has modes == 0.
-    buf = ctypes.create_string_buffer(512)
-    state = int(libc.adjtimex(buf))
-    return None if state < 0 else state
 
 
 def _timedatectl() -> str | None:

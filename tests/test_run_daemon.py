@@ -1,0 +1,354 @@
+"""A real `bluegate-gateway run` process under a test NOTIFY_SOCKET.
+
+The only fake is the radio: bluepy's real Scanner talks to tests/fakes'
+fake_bluepy_helper.py (pointed at by a sitecustomize in the child's PYTHONPATH).
+The broker is a real Mosquitto, the outbox a real SQLite file, the notifications
+real sd_notify datagrams to a socket bound by the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway import envelope
+from tests.fakes.adapter import FAKE
+from tests.servers import Mosquitto
+
+REPO = Path(__file__).resolve().parent.parent
+GAEN_HEAD = "02011A03036FFD17166FFD"
+DEVICES = 4
+
+
+def gaen_adv(i: int) -> dict:
+    return {
+        "addr": f"5E:00:00:00:00:{i:02X}",
+        "type": 2,
+        "rssi": -58,
+        "flags": 0,
+        "data": GAEN_HEAD + f"{0xA0 + i:032X}" + "72033874",
+    }
+
+
+CONFIG = """\
+site: mine-a
+gateway: gw-t
+zone: {{name: room-t, kind: shift_room}}
+source: bluepy:hci0
+mqtt: {{host: 127.0.0.1, port: {port}}}
+outbox: {{path: {tmp}/data/outbox.sqlite}}
+identity: {{dir: {tmp}/keys}}
+scan: {{tick_s: 0.2, quiet_restart_s: {quiet}}}
+gatt: {{enabled: false}}
+aggregation: {{min_stay_s: 0}}
+bands: {{near_dbm: -75}}
+health: {{grace_s: 1}}
+log_level: info
+"""
+
+
+class Unit:
+    """One daemon process, its notify socket and its fake radio."""
+
+    def __init__(
+        self, tmp_path: Path, port: int, scenario: dict, *, quiet: float = 300
+    ) -> None:
+        self.tmp = tmp_path
+        self.cfg = tmp_path / "gw.yaml"
+        self.cfg.write_text(CONFIG.format(port=port, tmp=tmp_path, quiet=quiet))
+        radio = tmp_path / "radio"
+        radio.mkdir()
+        scenario = {
+            **scenario,
+            "log": str(radio / "helper.log"),
+            "state_dir": str(radio),
+        }
+        (radio / "scenario.json").write_text(json.dumps(scenario))
+        exe = radio / "bluepy-helper"
+        exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n')
+        exe.chmod(0o755)
+        site = tmp_path / "site"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(
+            "import os\n"
+            "exe = os.environ.get('BLUEGATE_TEST_HELPER_EXE')\n"
+            "if exe:\n"
+            "    from bluepy import btle\n"
+            "    btle.helperExe = exe\n"
+        )
+        self.helper_log = radio / "helper.log"
+        self.sock_path = tmp_path / "notify.sock"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(self.sock_path))
+        self.sock.settimeout(0.1)
+        self.messages: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        env = {
+            **os.environ,
+            "NOTIFY_SOCKET": str(self.sock_path),
+            "WATCHDOG_USEC": "1000000",  # ping at least every 0.5 s
+            "BLUEGATE_FAKE_HELPER": str(radio / "scenario.json"),
+            "BLUEGATE_TEST_HELPER_EXE": str(exe),
+            "PYTHONPATH": os.pathsep.join([str(site), str(REPO)]),
+        }
+        env.pop("WATCHDOG_PID", None)
+        env.pop("JOURNAL_STREAM", None)
+        env.pop("INVOCATION_ID", None)
+        self.stderr_path = tmp_path / "daemon.stderr"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", "--config", str(self.cfg)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.stderr_path, "wb"),  # noqa: SIM115
+        )
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def wait_for(
+        self, needle: str, timeout_s: float = 15.0, after: float = 0.0
+    ) -> float:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for t, msg in list(self.messages):
+                if t >= after and needle in msg:
+                    return t
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(
+            f"no {needle!r} (exit {self.proc.poll()}); got {[m for _, m in self.messages][-8:]}\n"
+            + self.stderr()
+        )
+
+    def pings(self, since: float = 0.0) -> list[float]:
+        return [t for t, m in self.messages if m == "WATCHDOG=1" and t >= since]
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def helper_events(self) -> list[str]:
+        if not self.helper_log.exists():
+            return []
+        return [
+            line.split(" ", 3)[3] for line in self.helper_log.read_text().splitlines()
+        ]
+
+    def terminate(self, timeout_s: float = 5.0) -> tuple[int, float]:
+        start = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=timeout_s)
+        return rc, time.monotonic() - start
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._stop.set()
+        self._reader.join(2)
+        self.sock.close()
+
+
+def outbox_rows(path: Path) -> list[tuple[int, int, int, dict]]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT boot, seq, state, body FROM records ORDER BY boot, seq"
+        ).fetchall()
+    finally:
+        db.close()
+    return [(b, s, st, json.loads(body)) for b, s, st, body in rows]
+
+
+class Subscriber:
+    def __init__(self, port: int) -> None:
+        self.records: dict[tuple[int, int], dict] = {}
+        self.statuses: list[bytes] = []
+        ready = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="test-sub", protocol=mqtt.MQTTv5
+        )
+
+        def on_connect(c, u, f, rc, p=None):
+            c.subscribe([("bluegate/v1/+/+/records", 1), ("bluegate/v1/+/+/status", 1)])
+            ready.set()
+
+        def on_message(c, u, msg):
+            if msg.topic.endswith("/status"):
+                self.statuses.append(bytes(msg.payload))
+                return
+            body = envelope.decode_batch(
+                bytes(msg.payload), None, require_signature=False
+            )
+            for rec in body["records"]:
+                self.records[(int(body["boot"]), int(rec["seq"]))] = rec
+
+        self.client.on_connect = on_connect
+        self.client.on_message = on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert ready.wait(10)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+def test_sighup_and_sigterm_lose_nothing(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    sub = Subscriber(mosquitto.port)
+    reports = DEVICES * 150
+    unit = Unit(
+        tmp_path,
+        mosquitto.port,
+        {
+            "adv": [gaen_adv(i) for i in range(DEVICES)],
+            "repeat": 150,
+            "interval_s": 0.006,
+        },
+    )
+    try:
+        ready = unit.wait_for("READY=1")
+        unit.wait_for("WATCHDOG=1", after=ready)
+        time.sleep(1.0)
+        # A valid change that rebuilds the aggregation: open stays are committed first.
+        unit.cfg.write_text(
+            unit.cfg.read_text().replace("near_dbm: -75", "near_dbm: -70")
+        )
+        t_hup = time.monotonic()
+        unit.proc.send_signal(signal.SIGHUP)
+        unit.wait_for("RELOADING=1", after=t_hup)
+        unit.wait_for("READY=1", after=t_hup)
+        # An invalid file: RELOADING, then READY with the old config and the reason.
+        unit.cfg.write_text(
+            unit.cfg.read_text().replace("near_dbm: -70", "near_dbm: close")
+        )
+        t_bad = time.monotonic()
+        unit.proc.send_signal(signal.SIGHUP)
+        unit.wait_for("RELOADING=1", after=t_bad)
+        unit.wait_for("reload rejected", after=t_bad)
+        assert unit.proc.poll() is None
+        assert "bands.near_dbm: must be a number" in unit.stderr()
+        # Let the radio finish its scripted reports (600 x 6 ms), then stop.
+        time.sleep(max(0.0, ready + 6.0 - time.monotonic()))
+        t_term = time.monotonic()
+        rc, took_s = unit.terminate()
+        assert rc == 0, unit.stderr()
+        assert took_s < 5.0
+        unit.wait_for("STOPPING=1", after=t_term, timeout_s=1)
+        assert unit.pings(), "never pinged"
+    finally:
+        unit.close()
+    rows = outbox_rows(tmp_path / "data" / "outbox.sqlite")
+    presence = [r for _, _, _, r in rows if r["kind"] == "presence"]
+    # Every report heard is in exactly one presence record: nothing lost at the
+    # reload (stays split and committed) or at SIGTERM (open stays committed).
+    assert sum(r["n"] for r in presence) == reports, (
+        len(presence),
+        unit.stderr()[-2000:],
+    )
+    keys = {r["key"] for r in presence}
+    assert len(keys) == DEVICES
+    # Each device's stay was cut at the reload: at least two records per device.
+    assert all(sum(1 for r in presence if r["key"] == k) >= 2 for k in keys)
+    # Whatever the 5-s stop left undelivered goes out with `drain`, before anything new.
+    unit.cfg.write_text(
+        unit.cfg.read_text().replace("near_dbm: close", "near_dbm: -70")
+    )
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "drain",
+            "--config",
+            str(unit.cfg),
+            "--deadline",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert res.returncode == 0, res.stderr
+    deadline = time.monotonic() + 10
+    while len(sub.records) < len(rows) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sub.close()
+    assert {(b, s) for b, s, _, _ in rows} == set(sub.records)
+    assert all(
+        st == 2 for _, _, st, _ in outbox_rows(tmp_path / "data" / "outbox.sqlite")
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+def test_stops_pinging_when_the_scanner_dies(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    # First launch scans and dies after 40 reports; every relaunch fails at start.
+    scenario = {
+        "start": "exit",
+        "launches": [
+            {
+                "start": "ok",
+                "adv": [gaen_adv(i) for i in range(DEVICES)],
+                "repeat": 10_000,
+                "interval_s": 0.05,
+                "die_after": 40,
+            }
+        ],
+    }
+    unit = Unit(tmp_path, mosquitto.port, scenario, quiet=5)
+    try:
+        ready = unit.wait_for("READY=1")
+        unit.wait_for("WATCHDOG=1", after=ready)
+        # The watchdog is pinged while the scanner lives...
+        deadline = time.monotonic() + 15
+        while "die" not in unit.helper_events() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "die" in unit.helper_events()
+        died = time.monotonic()
+        assert len(unit.pings(ready)) >= 2
+        # ...then restart, adapter reset (grace 1 s each), and the pings stop.
+        stopped = unit.wait_for("watchdog pings stopped", after=died, timeout_s=15)
+        time.sleep(3.0)
+        assert unit.pings(stopped + 0.1) == [], "still pinging after giving up"
+        assert unit.proc.poll() is None  # systemd, not the daemon, ends it
+        log = unit.stderr()
+        assert "restart_scanner" in log
+        assert "reset_adapter" in log
+        assert "give_up" in log
+        # Relaunches were attempted (the escalation really restarted the helper).
+        assert sum(1 for e in unit.helper_events() if e.startswith("start")) >= 3
+        t_term = time.monotonic()
+        rc, took_s = unit.terminate()
+        assert rc == 0
+        assert took_s < 5.0
+        unit.wait_for("STOPPING=1", after=t_term, timeout_s=1)
+    finally:
+        unit.close()
