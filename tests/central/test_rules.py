@@ -1,0 +1,119 @@
+"""The contact rule on hand-made encounters (pure)."""
+
+from __future__ import annotations
+
+from central import rules
+from central.rules import Interval, PresenceRow, RefData, Rule, Seed, ZoneRef
+
+T0 = 1_600_000_200.0
+M = 60.0
+H = 3600.0
+
+
+def row(
+    key, start, end, *, gw="gw-1", zone="room", kind="shift_room", seq=[0], near=None
+):  # noqa: B006
+    seq[0] += 1
+    return PresenceRow(gw, 1, seq[0], "site", zone, kind, key, (key,), start, end,
+                       0.0, (end - start) if near is None else near, 0.0)  # fmt: skip
+
+
+def answer(rows, seed="k:case", rule=Rule(), depth=1, ref=None, t1=T0 + 3 * 24 * H):
+    return rules.reference_contacts(
+        rows, ref or RefData(), Seed("device", seed), T0, t1, rule, depth=depth
+    )
+
+
+def test_cumulative_minutes_in_enclosed_zone():
+    rows = [row("k:case", T0, T0 + 8 * H)]
+    rows += [row("k:a", T0 + i * H, T0 + i * H + 5 * M) for i in range(3)]  # 3 x 5 min
+    rows += [row("k:b", T0, T0 + 14 * M)]  # 14 min: not enough
+    (contact,) = answer(rows)["contacts"]
+    assert (contact["key"], contact["minutes"], contact["class"], contact["level"]) == (
+        "k:a",
+        15.0,
+        "F1_enclosed",
+        1,
+    )
+    assert answer(rows, rule=Rule(min_minutes=14))["contacts"][1]["key"] == "k:b"
+
+
+def test_worst_24_hours_not_the_whole_window():
+    rows = [row("k:case", T0, T0 + 40 * H)]
+    rows += [row("k:a", T0 + h * H, T0 + h * H + 5 * M) for h in (0, 13, 26, 39)]
+    # Any 24 h holds at most two of the four 5-minute stays.
+    assert answer(rows)["contacts"] == []
+    (c,) = answer(rows, rule=Rule(min_minutes=10))["contacts"]
+    assert c["minutes"] == 10.0
+    (c,) = answer(rows, rule=Rule(min_minutes=20, window_h=48))["contacts"]
+    assert c["minutes"] == 20.0
+
+
+def test_open_zone_needs_the_near_band():
+    rows = [row("k:case", T0, T0 + 30 * M, zone="yard", kind="yard", near=20 * M)]
+    rows += [row("k:far", T0, T0 + 30 * M, zone="yard", kind="yard", near=2 * M)]
+    rows += [row("k:near", T0, T0 + 30 * M, zone="yard", kind="yard", near=16 * M)]
+    (c,) = answer(rows)["contacts"]
+    assert (c["key"], c["minutes"], c["class"]) == ("k:near", 16.0, "F1_proximity")
+
+
+def test_two_gateways_in_one_zone_do_not_double_count():
+    rows = [
+        row("k:case", T0, T0 + 10 * M, gw="gw-1"),
+        row("k:case", T0, T0 + 10 * M, gw="gw-2"),
+    ]
+    rows += [
+        row("k:a", T0, T0 + 10 * M, gw="gw-1"),
+        row("k:a", T0, T0 + 10 * M, gw="gw-2"),
+    ]
+    assert answer(rows)["contacts"] == []
+    (c,) = answer(rows, rule=Rule(min_minutes=10))["contacts"]
+    assert c["minutes"] == 10.0
+
+
+def test_other_zone_or_time_is_no_contact_and_exposures_are_listed():
+    rows = [row("k:case", T0, T0 + H), row("k:a", T0, T0 + H, zone="other"),
+            row("k:b", T0 + H, T0 + 2 * H)]  # fmt: skip
+    out = answer(rows)
+    assert out["contacts"] == []
+    assert out["exposures"] == [
+        {
+            "zone": "room",
+            "gateway": "gw-1",
+            "from": rules.iso(T0),
+            "to": rules.iso(T0 + H),
+        }
+    ]
+
+
+def test_person_seed_through_tags_and_depth_two():
+    ref = RefData(
+        zones={"bus": ZoneRef("bus", "bus", True)},
+        tags={
+            "k:tag1": [Interval(T0 - H, None, "P-case")],
+            "k:tag2": [Interval(T0 - H, T0 + 5 * H, "P-f1")],
+            "k:tag3": [Interval(T0 - H, None, "P-f2")],
+        },
+    )
+    rows = [
+        row("k:tag1", T0, T0 + 30 * M, zone="bus", kind="bus"),
+        row("k:tag2", T0, T0 + 30 * M, zone="bus", kind="bus"),
+        # The F1 later meets P-f2 in a room; before meeting the case it doesn't count.
+        row("k:tag2", T0 + 2 * H, T0 + 3 * H, zone="room"),
+        row("k:tag3", T0 + 2 * H, T0 + 3 * H, zone="room"),
+        row("k:tag3", T0 - 2 * H, T0 - H, zone="bus", kind="bus"),
+    ]
+    out = rules.reference_contacts(
+        rows, ref, Seed("person", "P-case"), T0 - 3 * H, T0 + 24 * H, Rule(), depth=2
+    )
+    got = [
+        (c["person"], c["level"], c["minutes"], c.get("via")) for c in out["contacts"]
+    ]
+    assert got == [("P-f1", 1, 30.0, None), ("P-f2", 2, 60.0, ["P-f1"])]
+
+
+def test_worst_window_and_capped_segments():
+    segs = rules.capped_segments([(0, 10, 1.0), (5, 15, 1.0), (20, 30, 0.5)])
+    assert segs == [(0, 5, 1.0), (5, 10, 1.0), (10, 15, 1.0), (20, 30, 0.5)]
+    assert rules.worst_window(segs, 10) == (10.0, 0)
+    assert rules.worst_window(segs, 30)[0] == 20.0
