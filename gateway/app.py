@@ -186,7 +186,10 @@ class PacedSource:
                 report = self._buf.popleft()
                 out.append(dataclasses.replace(report, t=report.t + self._shift_s))
                 continue
-            if out or due_mono >= deadline:
+            if out:
+                break  # hand over what is due now; the rest comes next tick
+            if due_mono >= deadline:
+                self._wait(deadline - now)  # nothing due this tick: sleep it out
                 break
             self._wait(due_mono - now)
         if not out and self.ended:

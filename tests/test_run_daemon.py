@@ -352,3 +352,90 @@ def test_stops_pinging_when_the_scanner_dies(
         unit.wait_for("STOPPING=1", after=t_term, timeout_s=1)
     finally:
         unit.close()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_remote_settings_applied_or_rejected_on_status(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    sub = Subscriber(mosquitto.port)
+    pub = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="test-ops", protocol=mqtt.MQTTv5
+    )
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    unit_topic = "bluegate/v1/mine-a/gw-t/config"
+    # A retained fleet-wide setting waiting before the unit starts.
+    pub.publish(
+        "bluegate/v1/mine-a/config",
+        b"revision: f1\ngatt: {reads_per_minute: 3}\n",
+        qos=1,
+        retain=True,
+    ).wait_for_publish(5)
+    unit = Unit(
+        tmp_path,
+        mosquitto.port,
+        {"adv": [gaen_adv(0)], "repeat": 10_000, "interval_s": 0.05},
+    )
+
+    def config_statuses() -> list[dict]:
+        out = []
+        for raw in sub.statuses:
+            if raw.startswith(b"{"):
+                out.append(json.loads(raw)["config"])
+        return out
+
+    def wait_status(pred, timeout_s=15.0) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for st in config_statuses():
+                if pred(st):
+                    return st
+            time.sleep(0.05)
+        raise AssertionError(
+            f"no such status: {config_statuses()}\n{unit.stderr()[-3000:]}"
+        )
+
+    try:
+        unit.wait_for("READY=1")
+        fleet = wait_status(lambda st: st["revision"] == "f1")
+        assert fleet["config"] == "applied"
+        assert fleet["changed"] == ["gatt.reads_per_minute"]
+        pub.publish(
+            unit_topic,
+            b"revision: u1\nbands:\n  near_dbm: -71\nlog_level: debug\n",
+            qos=1,
+            retain=True,
+        ).wait_for_publish(5)
+        applied = wait_status(lambda st: st["revision"] == "u1")
+        assert applied["config"] == "applied"
+        assert set(applied["changed"]) == {"bands.near_dbm", "log_level"}
+        # Bad: names the topic, the line and the key; the unit keeps running.
+        pub.publish(
+            unit_topic,
+            b"bands:\n  near_dbm: -71\nmqtt: {host: evil.example}\n",
+            qos=1,
+            retain=True,
+        ).wait_for_publish(5)
+        rejected = wait_status(lambda st: st["config"] == "rejected")
+        assert rejected["reason"].startswith(
+            f"{unit_topic}:3: mqtt: cannot be changed remotely"
+        )
+        pub.publish(
+            unit_topic, b"scan:\n  tick_s: lots\n", qos=1, retain=True
+        ).wait_for_publish(5)
+        wait_status(lambda st: "scan.tick_s: must be a number" in st["reason"])
+        assert unit.proc.poll() is None
+        last_ping = unit.pings()[-1]
+        time.sleep(1.2)
+        assert unit.pings(last_ping + 0.01), "stopped pinging after a rejected setting"
+        rc, _ = unit.terminate()
+        assert rc == 0
+    finally:
+        unit.close()
+        pub.publish("bluegate/v1/mine-a/config", b"", retain=True)
+        pub.publish(unit_topic, b"", retain=True)
+        pub.disconnect()
+        pub.loop_stop()
+        sub.close()
