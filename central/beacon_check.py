@@ -17,7 +17,6 @@ Beacon IDs are excluded from people by the caller using `is_beacon_key`.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -171,9 +170,3 @@ def radio_status(
         entry["own_beacon_heard"] = True
         entry["last"] = h.end if entry["last"] is None else max(entry["last"], h.end)
     return status
-
-
-def days_of(start: float, end: float) -> list[dt.date]:
-    first = bluezone.date_of(start)
-    last = bluezone.date_of(max(start, end - 1e-6))
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]

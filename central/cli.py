@@ -16,6 +16,7 @@ COMMANDS = {
     "import": "central.commands.import_refdata",
     "query": "central.commands.query",
     "purge": "central.commands.purge",
+    "beacon": "central.commands.beacon",
 }
 
 
