@@ -14,6 +14,7 @@ COMMANDS = {
     "drain": "gateway.commands.drain",
     "enroll": "gateway.commands.enroll",
     "doctor": "gateway.commands.doctor",
+    "simulate": "gateway.commands.simulate",
 }
 
 
