@@ -94,7 +94,13 @@ class _Bucket:
 
 
 class Occupancy:
-    """Per-interval distinct people; times in the pipeline's time, buckets on wall time."""
+    """Per-interval distinct people, in the pipeline's (monotonic) time.
+
+    Intervals are aligned on the pipeline's time, which is wall time for recorded
+    sources; live, they are aligned on the monotonic clock (a clock step must not
+    create or swallow intervals), so `t` is on a whole minute only up to the
+    fractional part of the wall-monotonic offset.
+    """
 
     def __init__(
         self,
@@ -115,9 +121,6 @@ class Occupancy:
         self._buckets: dict[int, _Bucket] = {}
         self._next: int | None = None  # first bucket not yet emitted
         self._offset = 0.0  # wall - mono used to align buckets
-
-    def set_offset(self, offset_s: float) -> None:
-        self._offset = offset_s
 
     def _bucket(self, t: float) -> _Bucket:
         idx = int((t + self._offset) // self.interval_s)
@@ -151,6 +154,9 @@ class Occupancy:
         last_done = int((now + self._offset - self.delay_s) // self.interval_s) - 1
         if final:
             last_done = max(self._buckets, default=self._next)
+        if not self._buckets and last_done - self._next > 1440:
+            # Nothing heard for over a day of intervals: do not emit a day of zeros.
+            self._next = last_done - 1440
         while self._next <= last_done:
             idx = self._next
             bucket = self._buckets.pop(idx, None) or _Bucket()

@@ -205,7 +205,6 @@ class EdgePipeline:
             counts=self.presence.counts_now,
             beacons_expected=self.beacons.expected,
         )
-        self.occupancy.set_offset(self.clock.best_offset_s)
         self.gate: GateCounter | None = None
         if self.rules.gate:
             g = cfg.gate
@@ -249,7 +248,6 @@ class EdgePipeline:
         if self._clock_ignored:
             return
         self._out.extend(self.clock.observe(mono_s, wall_s, synced))
-        self.occupancy.set_offset(self.clock.best_offset_s)
 
     def feed(self, reports: Report | Iterable[Report]) -> None:
         """One report, or a batch (the run daemon hands one poll's worth)."""

@@ -20,7 +20,7 @@ defaults when it says nothing. Why each number:
   heard for the minute or two the bus stands there, through the cabin wall. A rider
   is heard for the whole leg: so on a bus a stay must last >= 180 s, its median RSSI
   must reach -85 dBm (inside the metal cabin, not through it), and it must be heard in
-  >= 50 % of its 30-s windows (persistence while the bus moves; a passer-by walking
+  >= 50 % of its 20-s windows (persistence while the bus moves; a passer-by walking
   along the stopped bus is heard in bursts). Limits: a person who stands next to a bus
   stopped for more than 3 minutes, close to its door, is indistinguishable from a
   rider by radio alone; so is a rider who boards and leaves within 3 minutes.
@@ -75,9 +75,10 @@ ZONE_DEFAULTS: Final[dict[str, ZoneRules]] = {
     ),
 }
 
-# The window of min_heard_ratio: a stay is "heard" in a 30-s window if any of its
-# advertisements arrived in it (one Bluezone on/off period).
-HEARD_WINDOW_S: Final = 30.0
+# The window of min_heard_ratio: a stay is "heard" in a 20-s window if any of its
+# advertisements arrived in it (longer than Bluezone's 15-s "off" half, so a
+# Bluezone rider is heard in every window).
+HEARD_WINDOW_S: Final = 20.0
 
 
 def rules_for(kind: ZoneKind | str, agg: AggregationConfig | None = None) -> ZoneRules:

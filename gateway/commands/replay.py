@@ -1,17 +1,99 @@
-"""`bluegate-gateway replay` (not built yet)."""
+"""`bluegate-gateway replay --source SRC --config CFG [--out FILE|-] [--deadline S]`.
+
+Runs the whole edge pipeline on a recorded source at the source's own timestamps,
+as fast as the machine allows (design.md). Only this gateway's lines of a
+multi-gateway trace are used (lines without `gateway` are taken as ours). With
+`--out` the records are written as JSON lines; without it they go through the
+outbox to the broker of CFG (gateway.delivery.replay_publish) and the command exits
+once the broker acknowledged everything, or with status 1 after `--deadline`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
 
-from gateway.errors import BlueGateError
+from gateway.config import GatewayConfig, load_gateway_config
+from gateway.errors import EXIT_OK, BlueGateError, UsageError
+from gateway.models import Report
 
-HELP = "replay (not available yet)"
+_LOGGER = logging.getLogger(__name__)
+
+HELP = "run the edge pipeline on a recorded source; publish or write the records"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    parser.add_argument("--source", required=True, help="jsonl:PATH or btsnoop:PATH")
+    parser.add_argument("--config", required=True, help="the gateway unit's YAML")
+    parser.add_argument(
+        "--out", help="write records as JSON lines to FILE ('-': stdout)"
+    )
+    parser.add_argument(
+        "--deadline", type=float, help="give up publishing after S seconds"
+    )
+
+
+def own_reports(reports: Iterable[Report], gateway: str) -> Iterator[Report]:
+    """This gateway's lines of a (maybe multi-gateway) trace."""
+    for report in reports:
+        if report.gateway is None or report.gateway == gateway:
+            yield report
+
+
+def records(cfg: GatewayConfig, source: str) -> tuple[Iterable[dict[str, Any]], Any]:
+    from gateway.pipeline import EdgePipeline, run_records
+
+    if not (source.startswith("jsonl:") or source.startswith("btsnoop:")):
+        raise UsageError(
+            f"replay needs a recorded source (jsonl: or btsnoop:), not {source!r}"
+        )
+    try:
+        sources: Any = importlib.import_module("gateway.sources")
+    except ImportError as exc:
+        raise BlueGateError(
+            f"recorded sources are not available in this build: {exc}"
+        ) from None
+    src = sources.open_source(source, gateway=cfg.gateway)
+    pipeline = EdgePipeline(cfg)
+    return run_records(pipeline, own_reports(iter(src), cfg.gateway)), pipeline
+
+
+def write_lines(recs: Iterable[dict[str, Any]], out: TextIO) -> int:
+    n = 0
+    for rec in recs:
+        out.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        n += 1
+    return n
 
 
 def run(args: argparse.Namespace) -> int:
-    raise BlueGateError("'replay' is not available in this build yet")
+    cfg = load_gateway_config(args.config)
+    if args.deadline is not None and args.deadline <= 0:
+        raise UsageError("--deadline must be positive")
+    if args.out is None:
+        try:
+            delivery: Any = importlib.import_module("gateway.delivery")
+            publish = delivery.replay_publish
+        except (ImportError, AttributeError):
+            raise BlueGateError(
+                "publishing replayed records needs gateway.delivery.replay_publish, "
+                "which this build lacks; use --out FILE"
+            ) from None
+        recs, pipeline = records(cfg, args.source)
+        status = publish(cfg, recs, args.deadline)  # the exit status (0 or 1)
+        _LOGGER.info("replay: %s", pipeline.stats())
+        return int(status)
+    recs, pipeline = records(cfg, args.source)
+    if args.out == "-":
+        n = write_lines(recs, sys.stdout)
+        sys.stdout.flush()
+    else:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            n = write_lines(recs, fh)
+    _LOGGER.info("replay: %d records; %s", n, pipeline.stats())
+    return EXIT_OK
