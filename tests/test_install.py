@@ -113,10 +113,8 @@ def verify(root: Path, *units: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_install_layout_and_units_verify(tmp_path: Path, wheel) -> None:
-    root = tmp_path / "root"
-    res = install(root, wheel, "--role", "all")
-    assert res.returncode == 0, res.stderr
+def test_install_layout_and_units(installed) -> None:
+    root, res = installed
     assert "skipping apt-get" in res.stdout
     assert "skipping useradd" in res.stdout
     # Layout and permissions.
@@ -168,13 +166,20 @@ def test_install_layout_and_units_verify(tmp_path: Path, wheel) -> None:
         )
 
 
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory, wheel):
+    root = tmp_path_factory.mktemp("installed") / "root"
+    res = install(root, wheel, "--role", "all")
+    assert res.returncode == 0, res.stderr
+    return root, res
+
+
 @pytest.mark.skipif(
     ANALYZE is None,
     reason="systemd-analyze is part of systemd (Debian package systemd)",
 )
-def test_installed_units_pass_systemd_analyze_verify(tmp_path: Path, wheel) -> None:
-    root = tmp_path / "root"
-    assert install(root, wheel, "--role", "all").returncode == 0
+def test_installed_units_pass_systemd_analyze_verify(installed) -> None:
+    root, _ = installed
     populate_system(root)
     res = verify(root, *UNITS)
     assert res.returncode == 0, res.stderr
@@ -193,6 +198,7 @@ def test_installed_units_pass_systemd_analyze_verify(tmp_path: Path, wheel) -> N
     assert verify(root, "bluegate-gateway").returncode != 0
     unit.write_text(good.replace("WatchdogSec=90", "WatchdogSecs=90"))
     assert "Unknown key" in verify(root, "bluegate-gateway").stderr
+    unit.write_text(good)
 
 
 def test_upgrade_keeps_data_and_config_uninstall_keeps_data(
