@@ -32,7 +32,7 @@ import logging
 import math
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from beacon import bluezone, frames, gaen
@@ -87,8 +87,8 @@ class Device:
     slots_per_day: int
     addr: str = ""
     addr_type: AddrType = AddrType.RANDOM
-    data_hex: str = ""
-    rsp_hex: str | None = None
+    data: bytes = b""
+    rsp: bytes | None = None
     key: str | None = None
     phase_s: float = 0.0
     rotate_at: float = -math.inf
@@ -144,7 +144,7 @@ class Device:
                     self._close_key(restart)
                     self.key = key
                     self.key_since = restart
-                    self.data_hex = frames.bluezone_android(new_id).hex()
+                    self.data = frames.bluezone_android(new_id)
         elif kind == "bluezone_ios":
             if t >= self.rotate_at:
                 self._close_gatt(t)
@@ -170,7 +170,7 @@ class Device:
             rpi = gaen.rpi(keys[0], gaen.interval_number(t))
             aem = gaen.aem(keys[1], rpi, gaen.metadata_bytes(GAEN_TX_DBM))
             self.addr = _addr(self.rng)
-            self.data_hex = frames.gaen(rpi, aem).hex()
+            self.data = frames.gaen(rpi, aem)
             self.key = "gaen:" + rpi.hex()
             self.key_since = t
             self.rotate_at = t + self.rng.uniform(ROTATE_MIN_S, ROTATE_MAX_S)
@@ -382,28 +382,25 @@ class Simulator:
             )
         if kind == "bluezone_ios":
             if foreground:
-                dev.data_hex = (
-                    frames.flags() + frames.ad_structure(0x07, IOS_SERVICE_UUID_LE)
-                ).hex()
-                dev.rsp_hex = frames.ad_structure(0x09, b"Bluezone").hex()
+                dev.data = frames.flags() + frames.ad_structure(
+                    0x07, IOS_SERVICE_UUID_LE
+                )
+                dev.rsp = frames.ad_structure(0x09, b"Bluezone")
             else:
                 overflow = bytes([0x01, 0x08]) + bytes(15)
-                dev.data_hex = (
-                    frames.flags()
-                    + frames.manufacturer_data(frames.APPLE_COMPANY, overflow)
-                ).hex()
+                dev.data = frames.flags() + frames.manufacturer_data(
+                    frames.APPLE_COMPANY, overflow
+                )
         elif kind in ("ibeacon", "eddystone"):
             dev.addr = _addr(rng, static=True)
             tag_no = rng.getrandbits(32)
             if kind == "ibeacon":
                 major, minor = tag_no >> 16, tag_no & 0xFFFF
-                dev.data_hex = frames.ibeacon(IBEACON_UUID, major, minor, -59).hex()
+                dev.data = frames.ibeacon(IBEACON_UUID, major, minor, -59)
                 dev.key = f"ibeacon:{IBEACON_UUID}:{major}:{minor}"
             else:
                 instance = tag_no.to_bytes(6, "big")
-                dev.data_hex = frames.eddystone_uid(
-                    EDDYSTONE_NAMESPACE, instance, -18
-                ).hex()
+                dev.data = frames.eddystone_uid(EDDYSTONE_NAMESPACE, instance, -18)
                 dev.key = f"eddystone-uid:{EDDYSTONE_NAMESPACE.hex()}:{instance.hex()}"
             dev.key_since = self.t_start
         return dev
@@ -528,8 +525,6 @@ class Simulator:
         """Every gateway's reports in time order; truth files complete at the end."""
         sc = self.sc
         step = sc.receiver.report_interval_s
-        duty = sc.receiver.scan_duty
-        per = sc.receiver.packet_error
         sens = sc.receiver.sensitivity_dbm
         rng = self.rng
         pending = list(self.people)  # sorted by first arrival
@@ -598,19 +593,22 @@ class Simulator:
                 for gw in self.hearing[zone_name]:
                     crowd[gw.id] = crowd.get(gw.id, 0) + n
             out: list[Report] = []
+            p_cache: dict[tuple[int, float, float], float] = {}
             for zone_name, people in by_zone.items():
                 zone = self.zones[zone_name]
-                for gw in self.hearing[zone_name]:
-                    n_crowd = crowd.get(gw.id, 1)
-                    walls = (
+                links = [
+                    (
+                        gw,
                         0.0
                         if gw.zone == zone_name
-                        else zone.wall + self.zones[gw.zone].wall
+                        else zone.wall + self.zones[gw.zone].wall,
+                        crowd.get(gw.id, 1),
+                        None,
                     )
-                    for person in people:
-                        self._emit(
-                            person, gw, walls, t, t1, duty, per, n_crowd, sens, out
-                        )
+                    for gw in self.hearing[zone_name]
+                ]
+                for person in people:
+                    self._emit(person, links, t, t1, sens, out, p_cache)
             for person, stay in outside:
                 bus_gateway = bus_gw.get(stay.bus or "")
                 if bus_gateway is None:
@@ -618,19 +616,13 @@ class Simulator:
                 bus = self.zones[bus_gateway.zone]
                 # The passer-by stands `distance_m` from the bus side; its gateway
                 # is inside behind the metal body.
-                self._emit(
-                    person,
+                link = (
                     bus_gateway,
                     bus.wall,
-                    t,
-                    t1,
-                    duty,
-                    per,
                     crowd.get(bus_gateway.id, 1),
-                    sens,
-                    out,
-                    distance_m=stay.distance_m + bus.width / 2,
+                    stay.distance_m + bus.width / 2,
                 )
+                self._emit(person, [link], t, t1, sens, out, p_cache)
             out.sort(key=lambda r: r.t)
             yield from out
             t = t1
@@ -653,82 +645,108 @@ class Simulator:
     def _emit(
         self,
         person: Person,
-        gw: GatewayPos,
-        walls: float,
+        links: Sequence[tuple[GatewayPos, float, int, float | None]],
         t: float,
         t1: float,
-        duty: float,
-        per: float,
-        n_crowd: int,
         sens: float,
         out: list[Report],
-        distance_m: float | None = None,
+        p_cache: dict[tuple[int, float, float], float],
     ) -> None:
+        """Reports of one person's devices at every gateway in `links` for [t, t1)."""
         radio = self.radio
-        rng = self.rng
+        random_ = self.rng.random
+        receiver = self.sc.receiver
+        tick = t1 - t
+        max_fade = radio.max_fading_db
         for i, dev in enumerate(person.devices):
-            on_s = dev.on_time(t, t1)
+            on_s = dev.on_time(t, t1) if dev.kind == "bluezone_android" else tick
             if on_s <= 0:
                 continue
             dev.advance(t)
-            cached = person.link.get((i, gw.id))
-            if cached is None or cached[0] != person.spot_epoch:
-                d = (
-                    distance_m
-                    if distance_m is not None
-                    else math.hypot(person.spot[0] - gw.x, person.spot[1] - gw.y)
-                )
-                loss = walls + physics.pocket_loss_draw(rng, dev.pocket)
-                mean = radio.link_mean_dbm(gw.env, d, dev.tx_offset_db, loss)
-                person.link[(i, gw.id)] = (person.spot_epoch, mean)
-            else:
-                mean = cached[1]
             events = on_s / dev.interval_s
-            p = physics.packet_success(duty, per, n_crowd, AIRTIME_S, dev.interval_s)
-            if rng.random() >= 1.0 - (1.0 - p) ** events:
-                continue
-            rssi = radio.sample_rssi(gw.env, mean)
-            if rssi < sens:
-                continue
-            when = t + rng.random() * (t1 - t)
-            if dev.kind == "bluezone_android" and on_s < t1 - t:
-                when = self._on_instant(dev, t, t1)
-            rssi_i = max(-127, min(20, round(rssi)))
-            out.append(
-                Report(
-                    when,
-                    dev.addr,
-                    AddrType.RANDOM,
-                    rssi_i,
-                    bytes.fromhex(dev.data_hex),
-                    False,
-                    gw.id,
-                    dev.kind in ("bluezone_android", "bluezone_ios"),
-                )
-            )
-            if dev.rsp_hex is not None:
+            connectable = dev.kind in ("bluezone_android", "bluezone_ios")
+            for gw, walls, n_crowd, distance_m in links:
+                cached = person.link.get((i, gw.id))
+                if cached is None or cached[0] != person.spot_epoch:
+                    d = (
+                        distance_m
+                        if distance_m is not None
+                        else math.hypot(person.spot[0] - gw.x, person.spot[1] - gw.y)
+                    )
+                    loss = walls + physics.pocket_loss_draw(self.rng, dev.pocket)
+                    mean = radio.link_mean_dbm(gw.env, d, dev.tx_offset_db, loss)
+                    person.link[(i, gw.id)] = (person.spot_epoch, mean)
+                else:
+                    mean = cached[1]
+                if mean + max_fade[gw.env] < sens:
+                    continue  # no fade in the table lifts it to the sensitivity
+                ck = (n_crowd, dev.interval_s, events)
+                p_report = p_cache.get(ck)
+                if p_report is None:
+                    p = physics.packet_success(
+                        receiver.scan_duty,
+                        receiver.packet_error,
+                        n_crowd,
+                        AIRTIME_S,
+                        dev.interval_s,
+                    )
+                    p_report = 1.0 - (1.0 - p) ** events
+                    p_cache[ck] = p_report
+                if random_() >= p_report:
+                    continue
+                rssi = radio.sample_rssi(gw.env, mean)
+                if rssi < sens:
+                    continue
+                if on_s < tick:
+                    when = self._on_instant(dev, t, t1)
+                else:
+                    when = t + random_() * tick
+                rssi_i = max(-127, min(20, round(rssi)))
                 out.append(
                     Report(
-                        when + 0.002,
+                        when,
                         dev.addr,
                         AddrType.RANDOM,
                         rssi_i,
-                        bytes.fromhex(dev.rsp_hex),
-                        True,
+                        dev.data,
+                        False,
                         gw.id,
-                        True,
+                        connectable,
                     )
                 )
+                if dev.rsp is not None:
+                    out.append(
+                        Report(
+                            when + 0.002,
+                            dev.addr,
+                            AddrType.RANDOM,
+                            rssi_i,
+                            dev.rsp,
+                            True,
+                            gw.id,
+                            True,
+                        )
+                    )
 
     def _on_instant(self, dev: Device, t: float, t1: float) -> float:
-        """A random instant in [t, t1) at which the device advertises."""
-        for _ in range(8):
-            when = t + self.rng.random() * (t1 - t)
-            if dev.on_time(when, when + 1e-3) > 0:
-                return when
-        c = math.floor((t - dev.restart_offset) / BLUEZONE_CYCLE_S)
-        start = c * BLUEZONE_CYCLE_S + dev.restart_offset
-        return max(t, start) if max(t, start) < t1 else t
+        """A uniformly random instant of [t, t1) at which the device advertises."""
+        spans: list[tuple[float, float]] = []
+        c = (
+            math.floor((t - dev.restart_offset) / BLUEZONE_CYCLE_S) * BLUEZONE_CYCLE_S
+            + dev.restart_offset
+        )
+        while c < t1:
+            lo, hi = max(t, c), min(t1, c + BLUEZONE_ON_S)
+            if hi > lo:
+                spans.append((lo, hi))
+            c += BLUEZONE_CYCLE_S
+        total = sum(hi - lo for lo, hi in spans)
+        pick = self.rng.random() * total
+        for lo, hi in spans:
+            if pick < hi - lo:
+                return lo + pick
+            pick -= hi - lo
+        return spans[-1][0] if spans else t
 
     def _minute(self, by_zone: dict[str, list[Person]], seconds: float) -> None:
         """Credit `seconds` of closeness to every pair in one zone within 2 m."""

@@ -133,7 +133,7 @@ def rician_db(rng: random.Random, k: float) -> float:
 class Radio:
     """Per-environment draws, with fading pre-tabulated (the per-report hot path)."""
 
-    __slots__ = ("_fading", "_rng")
+    __slots__ = ("_fading", "_rng", "max_fading_db")
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
@@ -141,6 +141,7 @@ class Radio:
             env: [rician_db(rng, p.rician_k) for _ in range(_FADING_TABLE_SIZE)]
             for env, p in PROFILES.items()
         }
+        self.max_fading_db = {env: max(table) for env, table in self._fading.items()}
 
     def fading_table(self, env: str) -> list[float]:
         return self._fading[env]
@@ -162,8 +163,9 @@ class Radio:
         )
 
     def sample_rssi(self, env: str, mean_dbm: float) -> float:
-        table = self._fading[env]
-        return mean_dbm + table[self._rng.randrange(_FADING_TABLE_SIZE)]
+        return (
+            mean_dbm + self._fading[env][int(self._rng.random() * _FADING_TABLE_SIZE)]
+        )
 
     def attenuation_db(
         self, env: str, distance_m: float, loss_db: float, calib_err_db: float
