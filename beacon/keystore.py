@@ -240,8 +240,10 @@ def rekey(
 ) -> tuple[BaseKey, BaseKey]:
     """Retire the current key and move to a fresh one; return (archived, new).
 
-    The running beacon picks the new key up at its next slot boundary, so the old
-    key stays valid to the end of the current slot: that is its `retired` time.
+    The running beacon sees the new file at its next tick (within its watchdog ping
+    interval, at the latest the next slot boundary) and switches at once; the old
+    key's `retired` time is the end of the current slot, an upper bound of that
+    switch, so an export of the rekey's slot carries both keys.
     The archive is written before the key file is replaced; a crash in between
     leaves the old key current and an archive copy that `load_history` ignores.
     """
@@ -291,7 +293,7 @@ def load_history(key_file: str | os.PathLike[str]) -> list[BaseKey]:
 class KeyWatcher:
     """The current key, re-read when the key file changes (after `enroll --rekey`).
 
-    The beacon daemon asks at every slot boundary; a stat() per slot is free."""
+    The beacon daemon asks at every tick (at least once a minute); a stat() is free."""
 
     def __init__(self, key_file: str) -> None:
         self.key_file = key_file

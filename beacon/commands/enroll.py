@@ -6,7 +6,7 @@ the command that registers it at central.
 
 `--rekey` after a disclosure (an exported daily key reveals every later day): the
 current key is archived with its validity end and a fresh one replaces it; the
-running beacon switches at its next slot boundary.
+running beacon switches within a minute (at the latest at its next slot boundary).
 """
 
 from __future__ import annotations
@@ -58,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
         f"--beacon {cfg.beacon} --zone {cfg.zone.name} --key-file {cfg.key_file}"
     )
     if args.rekey:
-        print("the running beacon switches to the new key at its next slot boundary")
+        print("the running beacon switches to the new key at its next tick (<= 1 slot)")
     return 0
