@@ -212,16 +212,11 @@ def _module(name: str) -> Any:
 
 
 def open_source_for(cfg: GatewayConfig) -> Source:
-    if cfg.source.startswith("bluepy:"):
-        backend = _module("gateway.sources.bluepy_backend")
-        return cast(
-            Source,
-            backend.open_bluepy_source(
-                cfg.source.split(":", 1)[1], active=cfg.scan.active, gateway=cfg.gateway
-            ),
-        )
     sources = _module("gateway.sources")
-    return cast(Source, sources.open_source(cfg.source, gateway=cfg.gateway))
+    options: dict[str, Any] = {}
+    if cfg.source.startswith("bluepy:"):
+        options["active"] = cfg.scan.active
+    return cast(Source, sources.open_source(cfg.source, gateway=cfg.gateway, **options))
 
 
 def open_pipeline_for(cfg: GatewayConfig) -> Pipeline:

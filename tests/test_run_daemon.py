@@ -46,7 +46,7 @@ CONFIG = """\
 site: mine-a
 gateway: gw-t
 zone: {{name: room-t, kind: shift_room}}
-source: bluepy:hci0
+source: {source}
 mqtt: {{host: 127.0.0.1, port: {port}}}
 outbox: {{path: {tmp}/data/outbox.sqlite}}
 identity: {{dir: {tmp}/keys}}
@@ -63,11 +63,19 @@ class Unit:
     """One daemon process, its notify socket and its fake radio."""
 
     def __init__(
-        self, tmp_path: Path, port: int, scenario: dict, *, quiet: float = 300
+        self,
+        tmp_path: Path,
+        port: int,
+        scenario: dict,
+        *,
+        quiet: float = 300,
+        source: str = "bluepy:hci0",
     ) -> None:
         self.tmp = tmp_path
         self.cfg = tmp_path / "gw.yaml"
-        self.cfg.write_text(CONFIG.format(port=port, tmp=tmp_path, quiet=quiet))
+        self.cfg.write_text(
+            CONFIG.format(port=port, tmp=tmp_path, quiet=quiet, source=source)
+        )
         radio = tmp_path / "radio"
         radio.mkdir()
         scenario = {
@@ -439,3 +447,58 @@ def test_remote_settings_applied_or_rejected_on_status(
         pub.disconnect()
         pub.loop_stop()
         sub.close()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_recorded_source_plays_shifted_to_now_then_idles(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    # A 2-second recording from 2020 of 4 phones, 20 reports each.
+    trace = tmp_path / "trace.jsonl"
+    t0 = 1596866400.0
+    lines = []
+    for k in range(20):
+        for i in range(DEVICES):
+            adv = gaen_adv(i)
+            lines.append(
+                json.dumps(
+                    {
+                        "t": t0 + k * 0.1 + i * 0.01,
+                        "addr": adv["addr"],
+                        "addr_type": "random",
+                        "rssi": -60,
+                        "data": adv["data"],
+                        "scan_rsp": False,
+                    }
+                )
+            )
+    trace.write_text("\n".join(lines) + "\n")
+    unit = Unit(tmp_path, mosquitto.port, {}, source=f"jsonl:{trace}")
+    try:
+        ready = unit.wait_for("READY=1")
+        started_wall = time.time()
+        unit.wait_for("WATCHDOG=1", after=ready)
+        # The recording ends after ~2 s; the daemon stays up, idle, and healthy.
+        time.sleep(4.0)
+        assert unit.proc.poll() is None, unit.stderr()
+        assert unit.pings(ready + 3.5), "stopped pinging once the recording ended"
+        t_term = time.monotonic()
+        rc, took_s = unit.terminate()
+        assert rc == 0, unit.stderr()
+        assert took_s < 5.0
+        unit.wait_for("STOPPING=1", after=t_term, timeout_s=1)
+    finally:
+        unit.close()
+    presence = [
+        r
+        for _, _, _, r in outbox_rows(tmp_path / "data" / "outbox.sqlite")
+        if r["kind"] == "presence"
+    ]
+    assert sum(r["n"] for r in presence) == 20 * DEVICES
+    assert len({r["key"] for r in presence}) == DEVICES
+    # Shifted to now: the stays start when the daemon started, not in 2020, and last
+    # as long as the recording (its own pace).
+    for r in presence:
+        assert abs(r["start"] - started_wall) < 3.0, r
+        assert 1.5 <= r["end"] - r["start"] <= 2.5, r
