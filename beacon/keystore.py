@@ -177,7 +177,9 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, overwrite: bool) ->
     """Write `text` to `path` with mode 0600, atomically and durably."""
     target = Path(path)
     folder = target.parent
-    folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    if not folder.is_dir():
+        folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        _keep_owner(str(folder), folder.parent)
     if not overwrite and target.exists():
         raise KeyExistsError(f"{target} exists; refusing to overwrite a key")
     # mkstemp creates the file 0600 from the start: the key is never world-readable,
@@ -189,6 +191,7 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, overwrite: bool) ->
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)
+        _keep_owner(tmp, target if target.exists() else folder)
         if overwrite:
             os.replace(tmp, target)
         else:
@@ -209,6 +212,16 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, overwrite: bool) ->
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _keep_owner(path: str, like: Path) -> None:
+    """Run as root (`sudo bluegate-beacon enroll`), give the file to the owner of the
+    key it replaces (or of its folder): the daemon runs as `bluegate` and must still
+    read its key after an ops rekey."""
+    if os.geteuid() != 0:
+        return
+    st = like.stat()
+    os.chown(path, st.st_uid, st.st_gid)
 
 
 def _dump(key: BaseKey) -> str:

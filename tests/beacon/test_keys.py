@@ -200,3 +200,17 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> Non
         keystore.write_atomic(target, "new", overwrite=True)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["k.json"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_root_enrolment_keeps_the_daemon_user_as_owner(tmp_path: Path) -> None:
+    folder = tmp_path / "bluegate"
+    folder.mkdir()
+    os.chown(folder, 4321, 4321)  # the `bluegate` user the daemon runs as
+    key_file = folder / "beacon-key.json"
+    keystore.enroll(key_file, dt.date(2026, 11, 1))
+    assert (key_file.stat().st_uid, key_file.stat().st_gid) == (4321, 4321)
+    keystore.rekey(key_file, T0, 96)
+    assert key_file.stat().st_uid == 4321
+    for archived in keystore.archive_dir(key_file).iterdir():
+        assert archived.stat().st_uid == 4321
