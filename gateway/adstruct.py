@@ -14,8 +14,7 @@ and the decoders compare against.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,28 +46,32 @@ def uuid128_air(text: str) -> bytes:
     return bytes.fromhex(text.replace("-", ""))[::-1]
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedAd:
+class ParsedAd(NamedTuple):
     """What one advertising payload (ADV, SCAN_RSP or both merged) says.
 
     Repeated structures accumulate (UUID lists) or keep the first value seen
     (name, TX power, one service-data/manufacturer entry per UUID/company).
+
+    A NamedTuple rather than a frozen dataclass: it is as immutable, and it is built
+    for every distinct payload a crowded room sends, where a frozen dataclass's
+    field-by-field `object.__setattr__` cost a third of the parse (bench/decode.py).
+    The dicts are never mutated after parsing.
     """
 
-    flags: int | None = None
-    uuid16: tuple[int, ...] = ()
-    uuid32: tuple[int, ...] = ()
-    uuid128: tuple[str, ...] = ()
-    local_name: str | None = None
-    name_complete: bool = False
-    tx_power: int | None = None  # dBm, signed
-    service_data16: dict[int, bytes] = field(default_factory=dict)
-    service_data32: dict[int, bytes] = field(default_factory=dict)
-    service_data128: dict[str, bytes] = field(default_factory=dict)
-    manufacturer_data: dict[int, bytes] = field(default_factory=dict)  # company -> data
-    types: tuple[int, ...] = ()  # AD types in order of appearance
-    malformed: bool = False
-    length: int = 0  # bytes consumed up to the end marker, padding or damage
+    flags: int | None
+    uuid16: tuple[int, ...]
+    uuid32: tuple[int, ...]
+    uuid128: tuple[str, ...]
+    local_name: str | None
+    name_complete: bool
+    tx_power: int | None  # dBm, signed
+    service_data16: dict[int, bytes]
+    service_data32: dict[int, bytes]
+    service_data128: dict[str, bytes]
+    manufacturer_data: dict[int, bytes]  # company -> data after the company ID
+    types: tuple[int, ...]  # AD types in order of appearance
+    malformed: bool
+    length: int  # bytes consumed up to the end marker, padding or damage
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able digest (what `decode` prints for an unknown payload)."""
@@ -105,7 +108,9 @@ class ParsedAd:
         return out
 
 
-EMPTY: Final = ParsedAd()
+EMPTY: Final = ParsedAd(
+    None, (), (), (), None, False, None, {}, {}, {}, {}, (), False, 0
+)
 
 
 def parse_ad(data: bytes) -> ParsedAd:
@@ -134,85 +139,91 @@ def parse_ad(data: bytes) -> ParsedAd:
             malformed = True  # truncated structure: stop, keep what came before
             break
         ad_type = data[i + 1]
-        value = data[i + 2 : end]
+        start = i + 2
         vlen = length - 1
         types.append(ad_type)
         i = end
+        # Fields are read in place; a slice is made only for what is kept.
         if ad_type == AD_MANUFACTURER:
             if vlen < 2:
                 malformed = True
                 continue
-            company = value[0] | (value[1] << 8)
+            company = data[start] | (data[start + 1] << 8)
             if company not in mfr:
-                mfr[company] = value[2:]
+                mfr[company] = data[start + 2 : end]
         elif ad_type == AD_SERVICE_DATA16:
             if vlen < 2:
                 malformed = True
                 continue
-            u16 = value[0] | (value[1] << 8)
+            u16 = data[start] | (data[start + 1] << 8)
             if u16 not in sd16:
-                sd16[u16] = value[2:]
-        elif ad_type in (AD_UUID16_COMPLETE, AD_UUID16_INCOMPLETE):
-            if vlen & 1:
-                malformed = True
-            uuid16.extend(value[k] | (value[k + 1] << 8) for k in range(0, vlen - 1, 2))
+                sd16[u16] = data[start + 2 : end]
         elif ad_type == AD_FLAGS:
             if vlen < 1:
                 malformed = True
             elif flags is None:
-                flags = value[0]
+                flags = data[start]
+        elif ad_type in (AD_UUID16_COMPLETE, AD_UUID16_INCOMPLETE):
+            if vlen == 2:
+                uuid16.append(data[start] | (data[start + 1] << 8))
+                continue
+            if vlen & 1:
+                malformed = True
+            uuid16.extend(
+                data[k] | (data[k + 1] << 8) for k in range(start, end - 1, 2)
+            )
         elif ad_type in (AD_UUID128_COMPLETE, AD_UUID128_INCOMPLETE):
             if vlen % 16:
                 malformed = True
             uuid128.extend(
-                uuid128_str(value[k : k + 16]) for k in range(0, vlen - 15, 16)
+                uuid128_str(data[k : k + 16]) for k in range(start, end - 15, 16)
             )
         elif ad_type in (AD_NAME_COMPLETE, AD_NAME_SHORT):
             if name is None or (ad_type == AD_NAME_COMPLETE and not name_complete):
-                name = value.decode("utf-8", "replace")
+                name = data[start:end].decode("utf-8", "replace")
                 name_complete = ad_type == AD_NAME_COMPLETE
         elif ad_type == AD_TX_POWER:
             if vlen < 1:
                 malformed = True
             elif tx_power is None:
-                tx = value[0]
+                tx = data[start]
                 tx_power = tx - 256 if tx > 127 else tx
         elif ad_type in (AD_UUID32_COMPLETE, AD_UUID32_INCOMPLETE):
             if vlen % 4:
                 malformed = True
             uuid32.extend(
-                int.from_bytes(value[k : k + 4], "little")
-                for k in range(0, vlen - 3, 4)
+                int.from_bytes(data[k : k + 4], "little")
+                for k in range(start, end - 3, 4)
             )
         elif ad_type == AD_SERVICE_DATA32:
             if vlen < 4:
                 malformed = True
                 continue
-            u32 = int.from_bytes(value[:4], "little")
+            u32 = int.from_bytes(data[start : start + 4], "little")
             if u32 not in sd32:
-                sd32[u32] = value[4:]
+                sd32[u32] = data[start + 4 : end]
         elif ad_type == AD_SERVICE_DATA128:
             if vlen < 16:
                 malformed = True
                 continue
-            u128 = uuid128_str(value[:16])
+            u128 = uuid128_str(data[start : start + 16])
             if u128 not in sd128:
-                sd128[u128] = value[16:]
+                sd128[u128] = data[start + 16 : end]
     return ParsedAd(
-        flags=flags,
-        uuid16=tuple(uuid16),
-        uuid32=tuple(uuid32),
-        uuid128=tuple(uuid128),
-        local_name=name,
-        name_complete=name_complete,
-        tx_power=tx_power,
-        service_data16=sd16,
-        service_data32=sd32,
-        service_data128=sd128,
-        manufacturer_data=mfr,
-        types=tuple(types),
-        malformed=malformed,
-        length=i,
+        flags,
+        tuple(uuid16),
+        tuple(uuid32),
+        tuple(uuid128),
+        name,
+        name_complete,
+        tx_power,
+        sd16,
+        sd32,
+        sd128,
+        mfr,
+        tuple(types),
+        malformed,
+        i,
     )
 
 

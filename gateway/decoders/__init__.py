@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Final
+from typing import Any, Final
 
 from gateway.adstruct import ParsedAd, parse_ad
 from gateway.decoders.base import MALFORMED, Decoder, FrozenFields, decoded
@@ -99,10 +99,35 @@ Outcome = tuple[Decoded | None, str]
 _CACHE: dict[bytes, Outcome] = {}
 
 
+# Each decoder with the ParsedAd field it reads and, where one decides, the key that
+# must be there: checked inline before the call, because most payloads in a room are
+# Apple/Microsoft/Samsung traffic that concerns two decoders at most (bench/decode.py).
+_MFR = ParsedAd._fields.index("manufacturer_data")
+_SD16 = ParsedAd._fields.index("service_data16")
+_U128 = ParsedAd._fields.index("uuid128")
+_GUARDS: Final[dict[Decoder, tuple[int, int | None]]] = {
+    decode_v3_android: (_MFR, 0x22B5),
+    decode_gaen: (_SD16, 0xFD6F),
+    decode_ios_foreground: (_U128, None),
+    decode_v1_android: (_MFR, 0x22B5),
+    decode_v1_ios: (_U128, None),
+    decode_bluetrace: (_U128, None),
+    decode_ibeacon: (_MFR, 0x004C),
+    decode_eddystone: (_SD16, 0xFEAA),
+    decode_altbeacon: (_MFR, None),
+    decode_ios_background: (_MFR, 0x004C),
+    decode_bluetrace_background: (_MFR, 0x004C),
+}
+_REGISTRY: Final = tuple((d, *_GUARDS[d]) for d in DECODERS)
+
+
 def classify_parsed(ad: ParsedAd) -> Outcome:
     """Run the registry over an already parsed payload (no cache)."""
     broken = ad.malformed
-    for decoder in DECODERS:
+    for decoder, index, key in _REGISTRY:
+        present: Any = ad[index]
+        if not present or (key is not None and key not in present):
+            continue
         result = decoder(ad)
         if result is None:
             continue
