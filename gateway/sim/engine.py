@@ -474,6 +474,11 @@ class Simulator:
                     return dev.gatt_id
         return None
 
+    def gatt_value_at(self, addr: str, t: float) -> bytes | None:
+        """`gatt_value` with the `GattTable.lookup` signature (t: the current time)."""
+        del t
+        return self.gatt_value(addr)
+
     # ------------------------------------------------------------------ running
 
     def _place(self, person: Person, stay: Stay, t: float) -> None:
@@ -783,7 +788,9 @@ class Simulator:
                     )
                     att = self.radio.attenuation_db(env, d, loss, rx.calib_err_db)
                     if att <= 100:
-                        self.truth.en_sighting(rx.name, tx.name, att, minutes)
+                        self.truth.en_sighting(
+                            rx.name, tx.name, zone_name, att, minutes
+                        )
 
 
 def start_date(scenario: Scenario) -> dt.date:

@@ -10,8 +10,8 @@ Files in the output folder (JSON lines unless said):
   pipeline's GATT resolver is fed from this table by `SimGattReader`);
 - `pairs.json`: true contact pairs: per pair and zone, minutes shared (enclosed
   zones) and minutes within 2 m (every zone);
-- `en.json`: phone-to-phone Exposure Notification sightings: per (receiver, sender)
-  the minutes credited per whole-dB attenuation (one scan every 5 minutes, as
+- `en.json`: phone-to-phone Exposure Notification sightings: per (receiver, sender,
+  zone) the minutes credited per whole-dB attenuation (one scan every 5 minutes, as
   Google's scanner does, each credited with the 5 minutes since the last scan).
 """
 
@@ -52,8 +52,8 @@ class TruthWriter:
         self.close_s: defaultdict[tuple[str, str], defaultdict[str, float]] = (
             defaultdict(lambda: defaultdict(float))
         )
-        # (receiver, sender) -> attenuation dB -> minutes
-        self.en_min: defaultdict[tuple[str, str], defaultdict[int, float]] = (
+        # (receiver, sender, zone) -> attenuation dB -> minutes
+        self.en_min: defaultdict[tuple[str, str, str], defaultdict[int, float]] = (
             defaultdict(lambda: defaultdict(float))
         )
         self.presence_rows: list[tuple[str, str, str, float, float]] = []
@@ -111,11 +111,11 @@ class TruthWriter:
         self.close_s[pair][zone] += seconds
 
     def en_sighting(
-        self, receiver: str, sender: str, att_db: float, minutes: float
+        self, receiver: str, sender: str, zone: str, att_db: float, minutes: float
     ) -> None:
         if not self.enabled:
             return
-        self.en_min[(receiver, sender)][round(att_db)] += minutes
+        self.en_min[(receiver, sender, zone)][round(att_db)] += minutes
 
     def close(self, zone_kinds: dict[str, str]) -> None:
         for handle in (self._presence, self._keys, self._gatt):
@@ -148,8 +148,14 @@ class TruthWriter:
                 {
                     "scan_interval_s": EN_SCAN_INTERVAL_S,
                     "sightings": [
-                        {"receiver": r, "sender": s, "att_min": dict(sorted(h.items()))}
-                        for (r, s), h in sorted(self.en_min.items())
+                        {
+                            "receiver": r,
+                            "sender": s,
+                            "zone": z,
+                            "kind": zone_kinds.get(z, "unknown"),
+                            "att_min": dict(sorted(h.items())),
+                        }
+                        for (r, s, z), h in sorted(self.en_min.items())
                     ],
                 },
                 fh,
