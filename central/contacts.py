@@ -154,8 +154,11 @@ def contacts(
     case_keys = {k for c in case for k in c.row.all_keys}
 
     def not_case(item: Resolved) -> bool:
-        return rules.identity(item) in case_ids or bool(
-            case_keys.intersection(item.row.all_keys)
+        row = item.row
+        return (
+            item.ident in case_ids
+            or row.key in case_keys
+            or (len(row.keys) > 1 and not case_keys.isdisjoint(row.keys))
         )
 
     level1 = rules.evaluate(

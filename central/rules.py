@@ -31,7 +31,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 DEFAULT_OPEN_KINDS: Final = frozenset({"yard"})
 BANDS: Final = ("immediate", "near", "far")
@@ -52,9 +52,11 @@ class Rule:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class PresenceRow:
-    """One stored presence record (edge record format, design.md)."""
+class PresenceRow(NamedTuple):
+    """One stored presence record (edge record format, design.md).
+
+    A NamedTuple rather than a frozen dataclass: a contacts query builds ~10^4 of
+    these, and tuple construction is several times cheaper (bench/central.py)."""
 
     gateway: str
     boot: int
@@ -77,11 +79,12 @@ class PresenceRow:
     def band_seconds(self, bands: Iterable[str]) -> float:
         total = 0.0
         for band in bands:
-            total += {
-                "immediate": self.immediate_s,
-                "near": self.near_s,
-                "far": self.far_s,
-            }.get(band, 0.0)
+            if band == "immediate":
+                total += self.immediate_s
+            elif band == "near":
+                total += self.near_s
+            elif band == "far":
+                total += self.far_s
         return total
 
 
@@ -172,7 +175,11 @@ def capped_segments(
     prev: float | None = None
     for t, delta in events:
         if prev is not None and t > prev and level > 1e-12:
-            out.append((prev, t, min(1.0, level)))
+            d = min(1.0, level)
+            if out and out[-1][1] == prev and abs(out[-1][2] - d) < 1e-12:
+                out[-1] = (out[-1][0], t, out[-1][2])  # coalesce: fewer segments
+            else:
+                out.append((prev, t, d))
         level += delta
         prev = t
     return out
@@ -183,25 +190,35 @@ def worst_window(
 ) -> tuple[float, float]:
     """(credited seconds, window start) of the worst window of length `window_s`.
 
-    The credited time in [s, s+W] is piecewise linear in s, so its maximum is at a
-    window starting at a segment start or ending at a segment end."""
+    `segments` are disjoint and sorted (as `capped_segments` returns them). The
+    credited time in [s, s+W] is piecewise linear in s, so its maximum is at a window
+    starting at a segment start or ending at a segment end; each candidate is
+    evaluated with prefix sums and two binary searches (O(n log n))."""
     if not segments:
         return 0.0, 0.0
-    candidates = sorted(
-        {a for a, _b, _d in segments} | {b - window_s for _a, b, _d in segments}
-    )
+    starts = [a for a, _b, _d in segments]
+    ends = [b for _a, b, _d in segments]
+    prefix = [0.0]
+    for a, b, d in segments:
+        prefix.append(prefix[-1] + d * (b - a))
+    candidates = sorted(set(starts) | {b - window_s for b in ends})
     best = (-1.0, 0.0)
     for s in candidates:
         e = s + window_s
-        total = 0.0
-        for a, b, d in segments:
-            lo = a if a > s else s
-            hi = b if b < e else e
-            if hi > lo:
-                total += d * (hi - lo)
+        i = bisect.bisect_right(ends, s)  # first segment ending after s
+        j = bisect.bisect_left(starts, e)  # segments i..j-1 start before e
+        if j <= i:
+            continue
+        total = prefix[j] - prefix[i]
+        a, b, d = segments[i]
+        if a < s:
+            total -= d * (s - a)
+        a, b, d = segments[j - 1]
+        if b > e:
+            total -= d * (b - e)
         if total > best[0] + 1e-9:
             best = (total, s)
-    return best
+    return best if best[0] >= 0 else (0.0, 0.0)
 
 
 def iso(t: float) -> str:
@@ -214,33 +231,62 @@ def iso(t: float) -> str:
 # ------------------------------------------------------------------------ the rule
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
+class Resolved(NamedTuple):
+    """A row with its zone and person resolved and its times clipped to the window."""
+
     row: PresenceRow
     zone: ZoneRef
     start: float  # clipped to the window
     end: float
     person: str | None
+    ident: str  # "person:<id>" or "key:<device key>": whom the contact is about
 
 
 def resolve(
     rows: Iterable[PresenceRow], ref: RefData, t0: float, t1: float
 ) -> list[Resolved]:
     out = []
+    moving = ref.gateway_zones
+    reported: dict[tuple[str | None, str | None], ZoneRef | None] = {}
+    tags = ref.tags
     for row in rows:
-        zone = ref.zone_of(row)
-        if zone is None:
-            continue
-        start = max(row.start, t0)
-        end = min(row.end, t1)
+        start = row.start if row.start > t0 else t0
+        end = row.end if row.end < t1 else t1
         if end <= start:
             continue
-        out.append(Resolved(row, zone, start, end, ref.person_of(row.key, row.start)))
+        intervals = moving.get(row.gateway)
+        if intervals is not None:
+            zone = None
+            for iv in intervals:
+                if iv.start <= row.start and (iv.end is None or row.start < iv.end):
+                    zone = ref.zones.get(iv.value) or ZoneRef(iv.value, "unknown", True)
+                    break
+            else:
+                zone = ref.zone_of(row)  # not covered: what the gateway reported
+        else:  # the common case: the zone the gateway reported (cached per zone)
+            zkey = (row.zone, row.zone_kind)
+            if zkey in reported:
+                zone = reported[zkey]
+            else:
+                zone = reported[zkey] = ref.zone_of(row)
+        if zone is None:
+            continue
+        person = ref.person_of(row.key, row.start) if row.key in tags else None
+        out.append(
+            Resolved(
+                row,
+                zone,
+                start,
+                end,
+                person,
+                ("person:" + person) if person else ("key:" + row.key),
+            )
+        )
     return out
 
 
 def identity(item: Resolved) -> str:
-    return ("person:" + item.person) if item.person else ("key:" + item.row.key)
+    return item.ident
 
 
 def exposures(case: Sequence[Resolved], rule: Rule) -> list[dict[str, Any]]:
@@ -283,50 +329,78 @@ def evaluate(
         items.sort(key=lambda i: i.start)
     starts = {z: [i.start for i in items] for z, items in by_zone.items()}
     max_len = max((i.end - i.start for i in case), default=0.0)
+    # In an enclosed zone only WHEN the case was there matters: intersect with the
+    # union of the case's stays (one piece per stay instead of one per record pair).
+    spans: dict[str, tuple[list[float], list[float]]] = {}
+    for zone_name, items in by_zone.items():
+        span_a: list[float] = []
+        span_b: list[float] = []
+        for i in items:
+            if span_b and i.start <= span_b[-1]:
+                span_b[-1] = max(span_b[-1], i.end)
+            else:
+                span_a.append(i.start)
+                span_b.append(i.end)
+        spans[zone_name] = (span_a, span_b)
 
     pieces: dict[str, list[tuple[float, float, float, str, bool]]] = defaultdict(list)
     contributors: dict[str, list[Resolved]] = defaultdict(list)
+    near_bands = rule.near_bands
     for other in others:
-        zone_items = by_zone.get(other.zone.zone)
+        zone = other.zone.zone
+        zone_items = by_zone.get(zone)
         if not zone_items or exclude(other):
             continue
-        # Case records starting before other.end and ending after other.start.
-        hi = bisect.bisect_left(starts[other.zone.zone], other.end)
-        lo = bisect.bisect_left(starts[other.zone.zone], other.start - max_len)
-        used = False
-        for c in zone_items[lo:hi]:
-            a = max(c.start, other.start)
-            b = min(c.end, other.end)
-            if b <= a:
-                continue
-            if other.zone.enclosed:
-                density = 1.0
-            else:
-                credit = min(
-                    b - a,
-                    c.row.band_seconds(rule.near_bands),
-                    other.row.band_seconds(rule.near_bands),
-                )
-                density = credit / (b - a)
-            if density <= 0:
-                continue
-            pieces[identity(other)].append(
-                (a, b, density, other.zone.zone, other.zone.enclosed)
-            )
-            used = True
-        if used:
-            contributors[identity(other)].append(other)
+        o_start = other.start
+        o_end = other.end
+        found: list[tuple[float, float, float, str, bool]] = []
+        if other.zone.enclosed:
+            span_a, span_b = spans[zone]
+            k = bisect.bisect_right(span_b, o_start)
+            while k < len(span_a) and span_a[k] < o_end:
+                a = span_a[k] if span_a[k] > o_start else o_start
+                b = span_b[k] if span_b[k] < o_end else o_end
+                if b > a:
+                    found.append((a, b, 1.0, zone, True))
+                k += 1
+        else:
+            # Case records starting before other.end and ending after other.start.
+            zone_starts = starts[zone]
+            hi = bisect.bisect_left(zone_starts, o_end)
+            lo = bisect.bisect_left(zone_starts, o_start - max_len)
+            other_near = other.row.band_seconds(near_bands)
+            for c in zone_items[lo:hi]:
+                a = max(c.start, o_start)
+                b = min(c.end, o_end)
+                if b <= a:
+                    continue
+                credit = min(b - a, c.row.band_seconds(near_bands), other_near)
+                if credit > 0:
+                    found.append((a, b, credit / (b - a), zone, False))
+        if found:
+            ident = other.ident
+            pieces[ident].extend(found)
+            contributors[ident].append(other)
 
     window_s = rule.window_h * 3600.0
     threshold_s = rule.min_minutes * 60.0
     contacts: list[dict[str, Any]] = []
     for ident, plist in pieces.items():
+        # Uncapped total is an upper bound of any window's credit: most candidates
+        # stop here without building segments.
+        if sum(d * (b - a) for a, b, d, _z, _e in plist) + 1e-6 < threshold_s:
+            continue
         segments = capped_segments([(a, b, d) for a, b, d, _z, _e in plist])
         credited, _start = worst_window(segments, window_s)
         if credited + 1e-6 < threshold_s:
             continue
-        enclosed_only = capped_segments([(a, b, d) for a, b, d, _z, e in plist if e])
-        enclosed_s, _ = worst_window(enclosed_only, window_s)
+        if all(e for *_x, e in plist):
+            enclosed_s = credited
+        else:
+            enclosed_only = capped_segments(
+                [(a, b, d) for a, b, d, _z, e in plist if e]
+            )
+            enclosed_s, _ = worst_window(enclosed_only, window_s)
         per_zone: dict[str, float] = defaultdict(float)
         for a, b, d, z, _e in plist:
             per_zone[z] += d * (b - a)

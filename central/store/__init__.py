@@ -51,22 +51,12 @@ class IngestOutcome:
 
 
 def presence_row(row: Sequence[Any]) -> PresenceRow:
+    """A PRESENCE_COLS row; both drivers already return int and float."""
     keys = tuple(json.loads(row[7])) if row[7] else (row[6],)
     return PresenceRow(
-        gateway=row[0],
-        boot=int(row[1]),
-        seq=int(row[2]),
-        site=row[3],
-        zone=row[4],
-        zone_kind=row[5],
-        key=row[6],
-        keys=keys,
-        start=float(row[8]),
-        end=float(row[9]),
-        immediate_s=float(row[10]),
-        near_s=float(row[11]),
-        far_s=float(row[12]),
-    )
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], keys,
+        row[8], row[9], row[10], row[11], row[12],
+    )  # fmt: skip
 
 
 def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:

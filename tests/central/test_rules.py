@@ -114,6 +114,33 @@ def test_person_seed_through_tags_and_depth_two():
 
 def test_worst_window_and_capped_segments():
     segs = rules.capped_segments([(0, 10, 1.0), (5, 15, 1.0), (20, 30, 0.5)])
-    assert segs == [(0, 5, 1.0), (5, 10, 1.0), (10, 15, 1.0), (20, 30, 0.5)]
+    assert segs == [(0, 15, 1.0), (20, 30, 0.5)]  # adjacent equal densities coalesce
     assert rules.worst_window(segs, 10) == (10.0, 0)
     assert rules.worst_window(segs, 30)[0] == 20.0
+
+
+def _brute_worst(segments, window_s):
+    best = 0.0
+    points = {a for a, _b, _d in segments} | {b - window_s for _a, b, _d in segments}
+    for s in points:
+        total = sum(
+            d * max(0.0, min(b, s + window_s) - max(a, s)) for a, b, d in segments
+        )
+        best = max(best, total)
+    return best
+
+
+def test_worst_window_matches_brute_force_on_random_pieces():
+    import random
+
+    rnd = random.Random(5)
+    for _ in range(300):
+        pieces = []
+        for _p in range(rnd.randint(1, 12)):
+            a = rnd.uniform(0, 200)
+            pieces.append((a, a + rnd.uniform(0.5, 40), rnd.choice([1.0, 0.5, 0.25])))
+        segs = rules.capped_segments(pieces)
+        window = rnd.uniform(5, 120)
+        assert (
+            abs(rules.worst_window(segs, window)[0] - _brute_worst(segs, window)) < 1e-6
+        )
