@@ -88,3 +88,35 @@ class ScanMerger:
             if now - max(entry.adv_t, entry.rsp_t) <= self.ttl_s:
                 break
             del entries[key]
+
+
+class PipelineMerger:
+    """ScanMerger in the shape gateway.pipeline's `Merger` protocol asks for.
+
+    Nothing is held back and nothing is folded away: each report comes out once,
+    completed with its other half, so the pipeline's accounting stays one in, one out.
+    """
+
+    __slots__ = ("merger",)
+
+    def __init__(self, merger: ScanMerger | None = None) -> None:
+        self.merger = merger if merger is not None else ScanMerger()
+
+    def push(self, report: Report) -> list[Report]:
+        return [self.merger.feed(report)]
+
+    def drain(self) -> list[Report]:
+        return []
+
+    @property
+    def folded(self) -> int:
+        return 0
+
+    @property
+    def held(self) -> int:
+        return 0
+
+
+def pipeline_merger() -> PipelineMerger:
+    """The factory gateway.pipeline looks up (`default_merger`)."""
+    return PipelineMerger()

@@ -537,3 +537,17 @@ def test_open_source(tmp_path, shared_data):
     j = open_source(f"jsonl:{path}")
     assert list(j) == []
     assert j.ended
+
+
+def test_pipeline_merger_is_one_in_one_out():
+    from gateway.merge import pipeline_merger
+
+    m = pipeline_merger()
+    adv = report(T0, bytes.fromhex("020106"))
+    rsp = report(T0 + 0.01, bytes.fromhex("0909") + b"Bluezone", scan_rsp=True)
+    assert m.push(adv) == [adv]
+    out = m.push(rsp)
+    assert len(out) == 1
+    assert out[0].data == adv.data + rsp.data
+    assert m.drain() == []
+    assert (m.folded, m.held) == (0, 0)
