@@ -314,7 +314,12 @@ class KeyWatcher:
         self._key: BaseKey | None = None
 
     def current(self) -> BaseKey:
-        st = os.stat(self.key_file)
+        try:
+            st = os.stat(self.key_file)
+        except OSError as exc:
+            raise KeyFileError(
+                self.key_file, None, "(file)", f"cannot read: {exc.strerror}"
+            ) from None
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if self._key is None or stamp != self._stamp:
             key = load_key(self.key_file)

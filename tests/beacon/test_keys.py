@@ -214,3 +214,9 @@ def test_root_enrolment_keeps_the_daemon_user_as_owner(tmp_path: Path) -> None:
     assert key_file.stat().st_uid == 4321
     for archived in keystore.archive_dir(key_file).iterdir():
         assert archived.stat().st_uid == 4321
+
+
+def test_key_watcher_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    watcher = keystore.KeyWatcher(str(tmp_path / "gone.json"))
+    with pytest.raises(ConfigError):
+        watcher.current()
