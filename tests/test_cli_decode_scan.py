@@ -119,3 +119,24 @@ def test_scan_usage_errors(tmp_path):
     missing = gateway("scan", "--source", f"btsnoop:{tmp_path / 'none'}")
     assert missing.returncode == 2
     assert "cannot open" in missing.stderr
+
+
+def test_decode_ad_digest_and_malformed_flag():
+    run = gateway(
+        "decode", "--ad", "0303AAFE0D16AAFE30E34549445F74657374", "0201060303AAFE99"
+    )
+    assert run.returncode == 0, run.stderr
+    eid, broken = (json.loads(line) for line in run.stdout.splitlines())
+    assert eid["key"] == "eddystone-eid:4549445f74657374"
+    assert eid["ad"]["service_data"] == {"feaa": "30e34549445f74657374"}
+    assert broken == {
+        "format": "unknown",
+        "key": None,
+        "malformed": True,
+        "ad": {
+            "flags": 6,
+            "uuid16": ["feaa"],
+            "types": ["01", "03"],
+            "malformed": True,
+        },
+    }

@@ -551,3 +551,50 @@ def test_pipeline_merger_is_one_in_one_out():
     assert out[0].data == adv.data + rsp.data
     assert m.drain() == []
     assert (m.folded, m.held) == (0, 0)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    line=st.one_of(
+        st.text(max_size=80),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "t",
+                    "addr",
+                    "addr_type",
+                    "rssi",
+                    "data",
+                    "scan_rsp",
+                    "gateway",
+                    "connectable",
+                ]
+            ),
+            st.one_of(
+                st.none(),
+                st.booleans(),
+                st.integers(),
+                st.floats(),
+                st.text(max_size=20),
+            ),
+        ).map(json.dumps),
+    )
+)
+def test_any_trace_line_is_a_report_or_one_input_error(tmp_path, line):
+    path = tmp_path / "fuzz.jsonl"
+    path.write_text(line.replace("\n", " ") + "\n")
+    error: InputError | None = None
+    reports: list[Report] = []
+    try:
+        reports = list(JsonlSource(str(path)))
+    except InputError as exc:
+        error = exc
+    if error is not None:
+        assert str(error).startswith(f"{path}:1: ")
+        assert "\n" not in str(error)
+    else:
+        assert len(reports) <= 1
