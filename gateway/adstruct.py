@@ -35,6 +35,22 @@ AD_SERVICE_DATA128: Final = 0x21
 AD_MANUFACTURER: Final = 0xFF
 
 
+# A few company IDs (Bluetooth SIG assigned numbers) that fill a room's unknown
+# traffic, named in `summary()` so that a technician can tell what is there.
+COMPANY_NAMES: Final = {
+    0x0006: "Microsoft",
+    0x004C: "Apple",
+    0x0075: "Samsung",
+    0x00E0: "Google",
+    0x0087: "Garmin",
+    0x0157: "Huawei",
+    0x038F: "Xiaomi",
+    0x0059: "Nordic Semiconductor",
+    0x0499: "Ruuvi",
+    0x22B5: "Bluezone (self-assigned)",
+}
+
+
 def uuid128_str(le: bytes) -> str:
     """16 bytes in air (little-endian) order -> canonical `xxxxxxxx-xxxx-...` string."""
     h = le[::-1].hex()
@@ -102,6 +118,13 @@ class ParsedAd(NamedTuple):
                 f"{company:04x}": data.hex()
                 for company, data in self.manufacturer_data.items()
             }
+            names = [
+                COMPANY_NAMES[company]
+                for company in self.manufacturer_data
+                if company in COMPANY_NAMES
+            ]
+            if names:
+                out["companies"] = names
         out["types"] = [f"{t:02x}" for t in self.types]
         if self.malformed:
             out["malformed"] = True

@@ -140,3 +140,49 @@ def test_decode_ad_digest_and_malformed_flag():
             "malformed": True,
         },
     }
+
+
+def test_scan_stopped_by_sigterm_keeps_its_trace_and_summary(tmp_path):
+    """`timeout 60 bluegate-gateway scan --out ...` must leave a whole trace behind."""
+    import signal
+    import time
+
+    fifo = tmp_path / "live.jsonl"
+    os.mkfifo(fifo)
+    out = tmp_path / "trace.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "scan",
+            "--source",
+            f"jsonl:{fifo}",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    line = {
+        "t": 1.5,
+        "addr": "5E:12:34:56:78:9A",
+        "rssi": -60,
+        "data": "0201020FFFB522" + "ab" * 12 + "0303564E",
+    }
+    with open(fifo, "w") as writer:  # opens once the scan has opened its end
+        for _ in range(3):
+            writer.write(json.dumps(line) + "\n")
+        writer.flush()
+        time.sleep(1.0)  # the scan reads the three lines, then waits for more
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 130, stderr
+    assert "summary: " in stderr
+    recorded = [json.loads(x) for x in out.read_text().splitlines()]
+    assert all(r["addr"] == "5E:12:34:56:78:9A" for r in recorded)
+    assert len(recorded) == len(stdout.splitlines()) == 3

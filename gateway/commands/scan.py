@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -134,6 +135,10 @@ def scan(
     return printed
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be a positive number of seconds")
@@ -147,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
     stats = DecodeStats()
     trace = TraceWriter(args.out) if args.out else None
     tally = {"printed": 0}
+    # `timeout 60 bluegate-gateway scan ...` or systemd: stop like Ctrl-C, so that the
+    # trace is closed whole and the summary printed.
+    signal.signal(signal.SIGTERM, _interrupt)
     # The damage of a recording is reported once, below, as the error line.
     logging.getLogger("gateway.sources.btsnoop").setLevel(logging.ERROR)
     try:
