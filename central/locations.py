@@ -82,16 +82,26 @@ def _site_of(store: SqlStore, zone: str) -> str | None:
 
 
 def derive(store: SqlStore, case_id: int, answer: dict[str, Any], *, now: float) -> int:
-    """Replace the case's drafts with the windows of `answer`; keep published ones."""
+    """Bring the case's drafts in line with `answer`; published and withdrawn stay."""
     opsstore.ensure_schema(store)
     gap = float(answer.get("case", {}).get("rule", {}).get("merge_gap_s", 120.0))
     found = windows(answer.get("exposures", []), gap)
+    keep = {(w["zone"], w["from"]) for w in found}
     with store.transaction():
-        store._execute(
-            "DELETE FROM ops_locations WHERE case_id = ? AND status = 'draft'",
+        # Drafts that the new answer no longer has go; the others keep their id.
+        for loc_id, zone, t_from in store._query(
+            "SELECT id, zone, t_from FROM ops_locations WHERE case_id = ? "
+            "AND status = 'draft'",
             (case_id,),
-        )
+        ):
+            if (zone, float(t_from)) not in keep:
+                store._execute("DELETE FROM ops_locations WHERE id = ?", (loc_id,))
         for w in found:
+            store._execute(
+                "UPDATE ops_locations SET t_to = ?, gateways = ? WHERE case_id = ? "
+                "AND zone = ? AND t_from = ? AND status = 'draft'",
+                (w["to"], json.dumps(w["gateways"]), case_id, w["zone"], w["from"]),
+            )
             store._execute(
                 "INSERT INTO ops_locations (case_id, zone, site, t_from, t_to, "
                 "gateways, status, created) VALUES (?,?,?,?,?,?,'draft',?) "
