@@ -47,6 +47,8 @@ class SqliteStore(SqlStore):
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA temp_store=MEMORY")
+            # 64 MiB of page cache: index inserts of a busy ingest stay in memory.
+            self._conn.execute("PRAGMA cache_size=-65536")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {path}: {exc}") from None
         self._depth = 0
