@@ -12,10 +12,11 @@ REPO = Path(__file__).resolve().parent.parent
 EXP28 = "captures/exp28-calibration-pixel4-to-android-anechoic"
 
 
-def gateway(*args: str) -> subprocess.CompletedProcess[str]:
+def gateway(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run(
         [sys.executable, "-m", "gateway", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -186,3 +187,15 @@ def test_scan_stopped_by_sigterm_keeps_its_trace_and_summary(tmp_path):
     recorded = [json.loads(x) for x in out.read_text().splitlines()]
     assert all(r["addr"] == "5E:12:34:56:78:9A" for r in recorded)
     assert len(recorded) == len(stdout.splitlines()) == 3
+
+
+def test_decode_reads_payloads_from_stdin():
+    run = gateway(
+        "decode", "-", stdin="020106\n\n0201020FFFB522" + "cd" * 12 + "0303564E\n"
+    )
+    assert run.returncode == 0, run.stderr
+    keys = [json.loads(line)["key"] for line in run.stdout.splitlines()]
+    assert keys == [None, "bluezone:" + "cd" * 12]
+    bad = gateway("decode", "-", stdin="020106\nxyz\n")
+    assert bad.returncode == 2
+    assert "stdin line 2 ('xyz') is not hex" in bad.stderr

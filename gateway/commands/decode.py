@@ -30,7 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "payloads",
         nargs="+",
         metavar="HEX",
-        help="AD bytes in hex, e.g. 02011a03036ffd17166ffd... (spaces/colons allowed)",
+        help="AD bytes in hex, e.g. 02011a03036ffd17166ffd... (spaces/colons allowed); "
+        "'-' reads one payload per line from standard input",
     )
     parser.add_argument(
         "--ad",
@@ -39,23 +40,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_hex(text: str, position: int) -> bytes:
+def parse_hex(text: str, position: int, *, where: str | None = None) -> bytes:
     """Hex -> bytes, or UsageError naming the argument (1-based position)."""
     cleaned = text.translate(_SEPARATORS)
     if cleaned[:2].lower() == "0x":
         cleaned = cleaned[2:]
     shown = text if len(text) <= 40 else text[:37] + "..."
+    name = f"payload {position}" if where is None else where
     if not cleaned:
-        raise UsageError(f"payload {position} ({shown!r}) is empty")
+        raise UsageError(f"{name} ({shown!r}) is empty")
     bad = next((c for c in cleaned if c not in _HEX), None)
     if bad is not None:
-        raise UsageError(
-            f"payload {position} ({shown!r}) is not hex: unexpected character {bad!r}"
-        )
+        raise UsageError(f"{name} ({shown!r}) is not hex: unexpected character {bad!r}")
     if len(cleaned) % 2:
-        raise UsageError(
-            f"payload {position} ({shown!r}) is not hex: odd number of digits"
-        )
+        raise UsageError(f"{name} ({shown!r}) is not hex: odd number of digits")
     return bytes.fromhex(cleaned)
 
 
@@ -79,7 +77,16 @@ def decode_payload(data: bytes, *, with_ad: bool = False) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     # Validate every argument before printing anything: a bad one fails the batch.
-    payloads = [parse_hex(text, i) for i, text in enumerate(args.payloads, 1)]
+    payloads: list[bytes] = []
+    for i, text in enumerate(args.payloads, 1):
+        if text != "-":
+            payloads.append(parse_hex(text, i))
+            continue
+        for lineno, line in enumerate(sys.stdin, 1):
+            if line.strip():
+                payloads.append(
+                    parse_hex(line.strip(), i, where=f"stdin line {lineno}")
+                )
     for data in payloads:
         sys.stdout.write(json.dumps(decode_payload(data, with_ad=args.ad)) + "\n")
     sys.stdout.flush()
