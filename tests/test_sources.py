@@ -598,3 +598,18 @@ def test_any_trace_line_is_a_report_or_one_input_error(tmp_path, line):
         assert "\n" not in str(error)
     else:
         assert len(reports) <= 1
+
+
+def test_poll_batches_equal_iteration(shared_data):
+    path = str(shared_data / CAPTURES / "exp34-epfl-soldiers" / "01.btsnoop")
+    polled: list[Report] = []
+    src = BtsnoopSource(path)
+    calls = 0
+    while not src.ended:
+        batch = src.poll(0.0)
+        assert len(batch) <= 512
+        polled.extend(batch)
+        calls += 1
+    assert calls >= len(polled) // 512
+    assert polled == list(BtsnoopSource(path))
+    assert src.poll(0.0) == []
