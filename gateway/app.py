@@ -186,10 +186,10 @@ class PacedSource:
                 report = self._buf.popleft()
                 out.append(dataclasses.replace(report, t=report.t + self._shift_s))
                 continue
-            if out:
-                break  # hand over what is due now; the rest comes next tick
             if due_mono >= deadline:
-                self._wait(deadline - now)  # nothing due this tick: sleep it out
+                # Like a live scan, one poll is one tick: the tick's reports go out
+                # together at its end (one outbox transaction per tick).
+                self._wait(deadline - now)
                 break
             self._wait(due_mono - now)
         if not out and self.ended:

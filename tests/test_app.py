@@ -54,18 +54,18 @@ def test_plays_at_its_own_pace_shifted_to_now() -> None:
         mono=lambda: clock.mono,
         wait=clock.wait,
     )
-    assert [r.t for r in src.poll(1.0)] == [5000.0]  # the first report is "now"
-    assert clock.mono == 100.0
-    assert [r.t for r in src.poll(1.0)] == [5000.5]  # 0.5 s later, on time
-    assert clock.mono == 100.5
-    assert src.poll(1.0) == []  # next is due at +3 s: the tick sleeps out, empty
-    assert clock.mono == 101.5
-    assert [r.t for r in src.poll(2.0)] == [5003.0, 5003.0]
-    assert clock.mono == 103.0
+    # One poll is one tick: everything due within it, handed over at its end.
+    assert [r.t for r in src.poll(1.0)] == [5000.0, 5000.5]  # the first is "now"
+    assert clock.mono == 101.0
+    assert src.poll(1.0) == []  # the next is due at +3 s: this tick is empty
+    assert clock.mono == 102.0
+    assert [r.t for r in src.poll(1.5)] == [5003.0, 5003.0]
+    assert clock.mono == 103.5
     assert not src.ended
     out = src.poll(10.0)
     assert [r.t for r in out] == [5010.0]
     assert src.ended
+    assert clock.mono == 110.0  # the source ended: no need to sleep out the tick
     # Ended: the daemon stays up idle, each poll just waits its tick.
     before = clock.mono
     assert src.poll(1.0) == []
