@@ -211,7 +211,7 @@ class Person:
     crew: int = 0
     index: int = 0
     spot: tuple[float, float] = (0.0, 0.0)
-    spot_epoch: int = 0
+    spot_epoch: int = -1  # -1: not placed in the current stay yet
     # per (device index, gateway): (epoch, mean dBm)
     link: dict[tuple[int, str], tuple[int, float]] = field(default_factory=dict)
     stay_i: int = 0
@@ -271,6 +271,7 @@ class Simulator:
         self.people: list[Person] = []
         self._build_people()
         self._crew_spots: dict[tuple[str, int, int], tuple[float, float]] = {}
+        self._epoch = 0
 
     # ------------------------------------------------------------------ set-up
 
@@ -484,7 +485,8 @@ class Simulator:
     def _place(self, person: Person, stay: Stay, t: float) -> None:
         """Choose the person's spot in the zone (site plan metres)."""
         rng = self.rng
-        person.spot_epoch += 1
+        self._epoch += 1
+        person.spot_epoch = self._epoch
         if stay.zone is None:
             return
         zone = self.zones[stay.zone]
