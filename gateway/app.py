@@ -26,6 +26,7 @@ shifted so that its first report is "now" (design.md), then the daemon stays up 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -56,6 +57,9 @@ STOP_DELIVER_BY_S: Final = 3.3
 STOP_PUBLISHER_S: Final = 1.0
 # STATUS= is refreshed at most this often (`systemctl status` shows it).
 STATUS_EVERY_S: Final = 5.0
+# The retained `health` message (design.md, MQTT): once a minute.
+HEALTH_EVERY_S: Final = 60.0
+CPU_TEMP_PATH: Final = "/sys/class/thermal/thermal_zone0/temp"
 # Never ping the watchdog more often than this, whatever WatchdogSec says.
 MIN_PING_EVERY_S: Final = 0.5
 RECORDED_PREFIXES: Final = ("jsonl:", "btsnoop:")
@@ -103,6 +107,8 @@ class Publisher(Protocol):
     def subscribe(self, topic_filter: str, qos: int = 1) -> None: ...
 
     def publish_status(self, payload: bytes) -> bool: ...
+
+    def publish_health(self, payload: Mapping[str, Any]) -> bool: ...
 
     def stats(self) -> Any: ...
 
@@ -363,6 +369,7 @@ class Daemon:
         self.outbox_failing_since: float | None = None
         self.last_ping = float("-inf")
         self.last_status = float("-inf")
+        self.last_health = float("-inf")
         self.verdict: Verdict | None = None
 
     # -- signals (self-pipe)
@@ -487,6 +494,11 @@ class Daemon:
         if parts.publisher is not None:
             parts.publisher.pump(now_wall)
         self._remote_events()
+        health_due = now_mono - self.last_health >= HEALTH_EVERY_S
+        if health_due and parts.publisher is not None:
+            payload = self.health_payload(now_mono, now_wall)
+            if parts.publisher.publish_health(payload):
+                self.last_health = now_mono
         self.loop_at = self.mono()
         self.counters.ticks += 1
         self._health(parts, self.loop_at)
@@ -581,6 +593,49 @@ class Daemon:
                     reset()
         except BlueGateError as exc:
             _LOGGER.error("health: %s failed: %s", verdict.action.value, exc)
+
+    def health_payload(self, now_mono: float, now_wall: float) -> dict[str, Any]:
+        """The periodic `health` message: what ops need to see a unit is well."""
+        parts = self.parts
+        assert parts is not None
+        from gateway import __version__
+
+        payload: dict[str, Any] = {
+            "t": round(now_wall, 3),
+            "version": __version__,
+            "uptime_s": round(now_mono - self.started_mono, 1),
+            "adv_per_s": round(self.counters.rate_per_s(now_mono), 2),
+            "reports": self.counters.reports,
+            "records": self.counters.records,
+            "clock_synced": systemd.clock_synchronised(),
+            "healthy": self.verdict.healthy if self.verdict else True,
+            "health": self.verdict.summary if self.verdict else "ok",
+            "scanner_restarts": self.counters.scanner_restarts,
+            "adapter_resets": self.counters.adapter_resets,
+            "reloads": self.counters.reloads,
+            "remote_config": {
+                "applied": self.counters.remote_applied,
+                "rejected": self.counters.remote_rejected,
+            },
+        }
+        stats = getattr(parts.pipeline, "stats", None)
+        if callable(stats):
+            pipe = stats()
+            payload["decode_rejects"] = pipe.get("rejected", {})
+            payload["pipeline"] = {
+                k: v for k, v in pipe.items() if k not in ("rejected",)
+            }
+        with contextlib.suppress(BlueGateError, AttributeError):
+            payload["outbox"] = parts.outbox.stats().as_health(now_wall)
+        if parts.publisher is not None:
+            with contextlib.suppress(AttributeError):
+                payload["mqtt"] = parts.publisher.stats().as_health()
+        with (
+            contextlib.suppress(OSError, ValueError),
+            open(CPU_TEMP_PATH, encoding="ascii") as fh,
+        ):
+            payload["cpu_temp_c"] = int(fh.read().strip()) / 1000
+        return payload
 
     def status_text(self) -> str:
         parts = self.parts

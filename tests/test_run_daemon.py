@@ -194,16 +194,26 @@ class Subscriber:
     def __init__(self, port: int) -> None:
         self.records: dict[tuple[int, int], dict] = {}
         self.statuses: list[bytes] = []
+        self.health: list[dict] = []
         ready = threading.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id="test-sub", protocol=mqtt.MQTTv5
         )
 
         def on_connect(c, u, f, rc, p=None):
-            c.subscribe([("bluegate/v1/+/+/records", 1), ("bluegate/v1/+/+/status", 1)])
+            c.subscribe(
+                [
+                    ("bluegate/v1/+/+/records", 1),
+                    ("bluegate/v1/+/+/status", 1),
+                    ("bluegate/v1/+/+/health", 1),
+                ]
+            )
             ready.set()
 
         def on_message(c, u, msg):
+            if msg.topic.endswith("/health"):
+                self.health.append(json.loads(msg.payload))
+                return
             if msg.topic.endswith("/status"):
                 self.statuses.append(bytes(msg.payload))
                 return
@@ -308,6 +318,20 @@ def test_sighup_and_sigterm_lose_nothing(tmp_path: Path, mosquitto: Mosquitto) -
         time.sleep(0.05)
     sub.close()
     assert {(b, s) for b, s, _, _ in rows} == set(sub.records)
+    # The daemon's periodic health message (retained, once a minute).
+    assert sub.health, "no health message"
+    health = sub.health[0]
+    for key in (
+        "uptime_s",
+        "adv_per_s",
+        "decode_rejects",
+        "outbox",
+        "clock_synced",
+        "version",
+        "healthy",
+    ):
+        assert key in health, key
+    assert health["healthy"] is True
     assert all(
         st == 2 for _, _, st, _ in outbox_rows(tmp_path / "data" / "outbox.sqlite")
     )
