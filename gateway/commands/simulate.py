@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import time
+from typing import TextIO
 
+from gateway.models import Report
 from gateway.sim.engine import Simulator, with_overrides
 from gateway.sim.scenario import load_scenario
 from gateway.sim.truth import TruthWriter
@@ -26,6 +29,52 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", required=True, help="folder for trace and truth")
     parser.add_argument("--hours", type=float, help="override the scenario's length")
     parser.add_argument("--seed", type=int, help="override the scenario's seed")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="one trace-<gateway>.jsonl per gateway instead of trace.jsonl",
+    )
+
+
+def _line(r: Report) -> str:
+    return (
+        f'{{"t": {r.t:.3f}, "addr": "{r.addr}", "addr_type": "random", '
+        f'"rssi": {r.rssi}, "data": "{r.data.hex()}", '
+        f'"scan_rsp": {"true" if r.scan_rsp else "false"}, '
+        f'"gateway": "{r.gateway}", '
+        f'"connectable": {"true" if r.connectable else "false"}}}\n'
+    )
+
+
+def write_traces(
+    sim: Simulator, out_dir: str, *, split: bool = False
+) -> dict[str, int]:
+    """Write the simulator's reports as `jsonl` traces; return counts per gateway."""
+    per_gateway: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        handles: dict[str, TextIO] = {}
+        if not split:
+            single = stack.enter_context(
+                open(os.path.join(out_dir, "trace.jsonl"), "w", encoding="utf-8")
+            )
+        for r in sim.reports():
+            gw = r.gateway or ""
+            if split:
+                handle = handles.get(gw)
+                if handle is None:
+                    handle = stack.enter_context(
+                        open(
+                            os.path.join(out_dir, f"trace-{gw}.jsonl"),
+                            "w",
+                            encoding="utf-8",
+                        )
+                    )
+                    handles[gw] = handle
+                handle.write(_line(r))
+            else:
+                single.write(_line(r))
+            per_gateway[gw] = per_gateway.get(gw, 0) + 1
+    return per_gateway
 
 
 def simulate(
@@ -34,26 +83,15 @@ def simulate(
     *,
     hours: float | None = None,
     seed: int | None = None,
+    split: bool = False,
 ) -> dict[str, object]:
     """Write `trace.jsonl`, the truth files and `site.json`; return the summary."""
     scenario = with_overrides(load_scenario(scenario_path), hours=hours, seed=seed)
     os.makedirs(out_dir, exist_ok=True)
     sim = Simulator(scenario, TruthWriter(out_dir))
     started = time.monotonic()
-    count = 0
-    per_gateway: dict[str, int] = {}
-    with open(os.path.join(out_dir, "trace.jsonl"), "w", encoding="utf-8") as out:
-        write = out.write
-        for r in sim.reports():
-            write(
-                f'{{"t": {r.t:.3f}, "addr": "{r.addr}", "addr_type": "random", '
-                f'"rssi": {r.rssi}, "data": "{r.data.hex()}", '
-                f'"scan_rsp": {"true" if r.scan_rsp else "false"}, '
-                f'"gateway": "{r.gateway}", '
-                f'"connectable": {"true" if r.connectable else "false"}}}\n'
-            )
-            count += 1
-            per_gateway[r.gateway or ""] = per_gateway.get(r.gateway or "", 0) + 1
+    per_gateway = write_traces(sim, out_dir, split=split)
+    count = sum(per_gateway.values())
     elapsed = time.monotonic() - started
     summary: dict[str, object] = {
         "site": scenario.site,
@@ -80,9 +118,11 @@ def simulate(
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = simulate(args.scenario, args.out_dir, hours=args.hours, seed=args.seed)
+    summary = simulate(
+        args.scenario, args.out_dir, hours=args.hours, seed=args.seed, split=args.split
+    )
     print(
         f"{summary['reports']} reports from {summary['people']} people in "
-        f"{summary['elapsed_s']} s -> {os.path.join(args.out_dir, 'trace.jsonl')}"
+        f"{summary['elapsed_s']} s -> {args.out_dir}"
     )
     return 0
