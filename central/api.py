@@ -52,6 +52,7 @@ _LOGGER = logging.getLogger(__name__)
 
 PREFIX: Final = "/api/v1"
 MAX_BODY_BYTES: Final = 1 << 20
+DRAIN_MAX_BYTES: Final = 8 << 20
 # The longest window a query may ask for: raw records live 21 days by default.
 MAX_QUERY_DAYS: Final = 62.0
 MAX_BUCKETS: Final = 5000
@@ -1577,6 +1578,14 @@ class _Handler(BaseHTTPRequestHandler):
                     reply = _error(400, "bad Content-Length")
                     self.close_connection = True
                 elif length > MAX_BODY_BYTES:
+                    # Read (a bounded amount of) what the client is sending, so it
+                    # sees the 413 instead of a connection reset mid-upload.
+                    left = min(length, DRAIN_MAX_BYTES)
+                    while left > 0:
+                        chunk = self.rfile.read(min(left, 65536))
+                        if not chunk:
+                            break
+                        left -= len(chunk)
                     reply = _error(
                         413, f"the body is limited to {MAX_BODY_BYTES} bytes"
                     )
@@ -1621,6 +1630,15 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = _serve
     do_PATCH = _serve
     do_OPTIONS = _serve
+    do_TRACE = _serve
+    do_CONNECT = _serve
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (QUERY, PROPFIND, ...): routed too, so it gets a JSON
+        # 405/404 rather than the stdlib's HTML 501.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
 
 class _Server(ThreadingHTTPServer):

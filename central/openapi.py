@@ -57,11 +57,13 @@ def _operation(route: api.Route) -> dict[str, Any]:
         if route.produces == "application/json"
         else {"type": "string"}
     )
+    content: dict[str, Any] = {route.produces: {"schema": ok_schema}}
+    if any(
+        p.name == "format" and "csv" in p.schema.get("enum", ()) for p in route.params
+    ):
+        content["text/csv"] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {
-        ok: {
-            "description": DESCRIPTIONS[ok],
-            "content": {route.produces: {"schema": ok_schema}},
-        },
+        ok: {"description": DESCRIPTIONS[ok], "content": content},
     }
     codes = ["400", "401", "403", "503"]
     if any(p.where == "path" for p in route.params):
