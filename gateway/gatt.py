@@ -400,6 +400,10 @@ class GattResolver:
         """
         if not sighting.decoded.needs_gatt:
             return sighting
+        if sighting.decoded.format != "bluezone":
+            # BlueTrace also needs a GATT exchange, but its TempID is only readable by
+            # the health authority: spending the connection budget on it buys nothing.
+            return sighting
         value = self.scheduler.lookup(sighting.addr, now)
         if value is None:
             self.scheduler.offer(sighting.addr, sighting.addr_type, sighting.rssi, now)

@@ -404,7 +404,7 @@ def test_run_killed_while_recording_and_publishing_loses_nothing(fleet, tmp_path
         )
         # The daemon commits its first stays ~4 s after start (start-up, then the
         # gap); earlier kills land while it publishes what earlier runs left.
-        time.sleep(rng.uniform(1.0, 4.5))
+        time.sleep(rng.uniform(1.5, 5.5))
         assert proc.poll() is None, "run exited by itself"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -415,7 +415,7 @@ def test_run_killed_while_recording_and_publishing_loses_nothing(fleet, tmp_path
     assert len(committed) > 200
     assert 0 < delivered_before_drain < len(committed) + 1
     assert (
-        len({boot for boot, _ in committed}) >= 10
+        len({boot for boot, _ in committed}) >= 8
     )  # records from many process lifetimes
     final = subprocess.run(
         drain_cmd(unit, 30), cwd=REPO, capture_output=True, text=True, timeout=60

@@ -310,6 +310,16 @@ def test_resolver_turns_iphones_into_bluezone_keys():
     assert len(reader.submitted) == 1
 
 
+def test_bluetrace_phones_do_not_spend_the_connection_budget():
+    reader = ScriptedReader({})
+    r = g.GattResolver(reader, policy())
+    decoded = Decoded("bluetrace", None, {"os": "android"}, needs_gatt=True)
+    tt = Sighting(T0, "5E:00:00:00:00:02", AddrType.RANDOM, -60, decoded)
+    assert r.observe(tt, T0) is tt
+    r.pump(T0)
+    assert reader.submitted == []
+
+
 # -- the bluepy shell against the fake helper ------------------------------------------
 
 
