@@ -59,6 +59,8 @@ STOP_PUBLISHER_S: Final = 1.0
 STATUS_EVERY_S: Final = 5.0
 # The retained `health` message (design.md, MQTT): once a minute.
 HEALTH_EVERY_S: Final = 60.0
+# Retention purge of the outbox (privacy limit, README "Privacy"); cheap, so hourly.
+PURGE_EVERY_S: Final = 3600.0
 CPU_TEMP_PATH: Final = "/sys/class/thermal/thermal_zone0/temp"
 # Never ping the watchdog more often than this, whatever WatchdogSec says.
 MIN_PING_EVERY_S: Final = 0.5
@@ -89,6 +91,8 @@ class Outbox(Protocol):
     ) -> list[int]: ...
 
     def pending(self) -> int: ...
+
+    def purge(self, now_wall: float) -> Any: ...
 
     def stats(self) -> Any: ...
 
@@ -370,6 +374,7 @@ class Daemon:
         self.last_ping = float("-inf")
         self.last_status = float("-inf")
         self.last_health = float("-inf")
+        self.last_purge = float("-inf")
         self.verdict: Verdict | None = None
 
     # -- signals (self-pipe)
@@ -499,9 +504,26 @@ class Daemon:
             payload = self.health_payload(now_mono, now_wall)
             if parts.publisher.publish_health(payload):
                 self.last_health = now_mono
+        self._purge(parts, now_mono, now_wall)
         self.loop_at = self.mono()
         self.counters.ticks += 1
         self._health(parts, self.loop_at)
+
+    def _purge(self, parts: Parts, now_mono: float, now_wall: float) -> None:
+        """Apply the outbox's retention limit, but only against a trustworthy clock:
+        an unsynchronised Pi may believe it is years ahead and purge fresh records."""
+        if now_mono - self.last_purge < PURGE_EVERY_S:
+            return
+        recorded = self.cfg.source.startswith(RECORDED_PREFIXES)
+        if not recorded and not systemd.clock_synchronised():
+            return
+        self.last_purge = now_mono
+        try:
+            result = parts.outbox.purge(now_wall)
+        except BlueGateError as exc:
+            _LOGGER.warning("outbox retention purge failed: %s", exc)
+            return
+        _LOGGER.debug("outbox retention purge: %s", result)
 
     def _commit(
         self,
