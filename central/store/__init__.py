@@ -639,6 +639,11 @@ class SqlStore(abc.ABC):
                 "quarantine": self._execute(
                     "DELETE FROM quarantine WHERE received < ?", (before,)
                 ),
+                # The ledger of old batches; gaps are computed between the batches
+                # that remain, so purging the oldest never invents a gap.
+                "batches": self._execute(
+                    "DELETE FROM batches WHERE received < ?", (before,)
+                ),
             }
 
     # -------------------------------------------------------------------- beacons

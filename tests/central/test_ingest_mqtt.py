@@ -115,9 +115,18 @@ def test_two_workers_on_a_shared_subscription_store_each_record_once(
         for t, p in payloads + payloads[::7]:  # every 7th batch delivered twice
             pub.publish(t, p, qos=1)
         total = n_batches * per_batch
-        assert wait_for(lambda: store.stats()["records"]["presence"] >= total, 30)
-        assert wait_for(lambda: sum(w.counters.batches + w.counters.duplicates for w in workers)
-                        == len(payloads) + len(payloads[::7]), 30)  # fmt: skip
+        assert wait_for(lambda: store.stats()["records"]["presence"] >= total, 30), (
+            store.stats(),
+            [w.counters for w in workers],
+        )
+        delivered = len(payloads) + len(payloads[::7])
+        assert wait_for(
+            lambda: (
+                sum(w.counters.batches + w.counters.duplicates for w in workers)
+                >= delivered
+            ),
+            30,
+        ), [w.counters for w in workers]
         stats = store.stats()
         assert stats["records"]["presence"] == total
         assert stats["batches"] == n_batches
