@@ -36,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _line(r: Report) -> str:
+def trace_line(r: Report) -> str:
     return (
         f'{{"t": {r.t:.3f}, "addr": "{r.addr}", "addr_type": "random", '
         f'"rssi": {r.rssi}, "data": "{r.data.hex()}", '
@@ -70,9 +70,9 @@ def write_traces(
                         )
                     )
                     handles[gw] = handle
-                handle.write(_line(r))
+                handle.write(trace_line(r))
             else:
-                single.write(_line(r))
+                single.write(trace_line(r))
             per_gateway[gw] = per_gateway.get(gw, 0) + 1
     return per_gateway
 
