@@ -318,7 +318,7 @@ class Demo:
         if person is None or device is None:
             raise RuntimeError("no bus commuter with Bluezone Android in this scenario")
         day = int(self.scenario.start_unix // bluezone.DAY_S)
-        daily = bluezone.daily_key_from_base(device.base_key, day - int(device.phase_s))
+        daily = bluezone.daily_key_from_base(device.base_key, day - device.base_day)
         key_date = dt.datetime.fromtimestamp(day * bluezone.DAY_S, tz=dt.UTC).date()
         t0 = dt.datetime.fromtimestamp(sim.t_start, tz=dt.UTC)
         t1 = dt.datetime.fromtimestamp(sim.t_end, tz=dt.UTC)

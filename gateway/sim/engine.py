@@ -26,7 +26,6 @@ Advertising, as the real systems do it (protocols.md):
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import itertools
 import logging
 import math
@@ -41,7 +40,6 @@ from gateway.sim import physics
 from gateway.sim.scenario import (
     DeviceMix,
     Scenario,
-    ZoneSpec,
     parse_clock,
 )
 from gateway.sim.truth import CLOSE_M, EN_SCAN_INTERVAL_S, TruthWriter
@@ -90,7 +88,7 @@ class Device:
     data: bytes = b""
     rsp: bytes | None = None
     key: str | None = None
-    phase_s: float = 0.0
+    base_day: int = 0  # Bluezone: UTC day number of the base key's date
     rotate_at: float = -math.inf
     addr_since: float = 0.0
     restart_at: float = -math.inf
@@ -108,7 +106,7 @@ class Device:
         day = int(t // bluezone.DAY_S)
         ids = self.day_ids.get(day)
         if ids is None:
-            days_after = day - int(self.phase_s)  # phase_s holds the base day here
+            days_after = day - self.base_day
             daily = bluezone.daily_key_from_base(self.base_key, days_after)
             ids = bluezone.ids_for_day(daily, self.slots_per_day)
             self.day_ids = {day: ids}
@@ -377,10 +375,8 @@ class Simulator:
         dev.restart_offset = rng.uniform(0, BLUEZONE_CYCLE_S)
         if kind in ("bluezone_android", "bluezone_ios"):
             dev.base_key = rng.getrandbits(256).to_bytes(32, "big")
-            # phase_s: the base key's day (installed up to 60 days before)
-            dev.phase_s = float(
-                int(self.t_start // bluezone.DAY_S) - rng.randrange(0, 60)
-            )
+            # the base key's day: the app was installed up to 60 days before
+            dev.base_day = int(self.t_start // bluezone.DAY_S) - rng.randrange(0, 60)
         if kind == "bluezone_ios":
             if foreground:
                 dev.data = frames.flags() + frames.ad_structure(
@@ -795,10 +791,6 @@ class Simulator:
                         )
 
 
-def start_date(scenario: Scenario) -> dt.date:
-    return dt.date.fromisoformat(scenario.date)
-
-
 def with_overrides(
     scenario: Scenario, *, hours: float | None, seed: int | None
 ) -> Scenario:
@@ -810,4 +802,4 @@ def with_overrides(
     return dataclasses.replace(scenario, **changes) if changes else scenario  # type: ignore[arg-type]
 
 
-__all__ = ["Simulator", "ZoneSpec", "with_overrides"]
+__all__ = ["Simulator", "with_overrides"]

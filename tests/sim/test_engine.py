@@ -81,7 +81,7 @@ def test_bluezone_android_duty_cycle_and_real_ids_at_slot_boundaries(tmp_path):
     assert 0.35 < len(reports) / (0.75 * 3600 / 0.5) < 0.55
     # The IDs are the real derivation from the phone's base key (protocols.md 1.5).
     day = int(sc.start_unix // 86400)
-    daily = bluezone.daily_key_from_base(dev.base_key, day - int(dev.phase_s))
+    daily = bluezone.daily_key_from_base(dev.base_key, day - dev.base_day)
     ids = bluezone.ids_for_day(daily)
     boundary = bluezone.slot_start(sc.start_unix) + 900  # 06:00 UTC
     for r in reports:
