@@ -557,7 +557,7 @@ class Simulator:
                         person.role,
                         stay.zone,
                         self.zones[stay.zone].kind if stay.zone else "outside",
-                        stay.t0,
+                        max(stay.t0, self.t_start),  # truth covers the simulated span
                         stay.t1,
                     )
                     person.stay_i += 1
@@ -637,7 +637,7 @@ class Simulator:
                         person.role,
                         stay.zone,
                         self.zones[stay.zone].kind if stay.zone else "outside",
-                        stay.t0,
+                        max(stay.t0, self.t_start),
                         min(stay.t1, self.t_end),
                     )
             for dev in person.devices:

@@ -154,6 +154,11 @@ groups:
   - name: c
     count: 1
     plan: [{zones: [room], start: "06:10", end: "06:40", jitter_min: 0}]
+  - name: early
+    count: 1
+    plan:
+      - {zones: [bus], start: "04:00", end: "04:30", jitter_min: 0}
+      - {zones: [room], start: "05:00", end: "06:05", jitter_min: 0}
 """
     sc = _scenario(tmp_path, text)
     _run(sc, tmp_path / "out")
@@ -165,6 +170,11 @@ groups:
     assert pairs[("a-001", "a-002", "bus")]["kind"] == "bus"
     assert not any("passer" in a or "passer" in b for a, b, _z in pairs)
     presence = load_jsonl(str(tmp_path / "out" / "presence.jsonl"))
+    # Truth covers the simulated span only: the early bird's ride before 06:00 is
+    # not there, and the room stay starts at 06:00.
+    early = [p for p in presence if p["person"] == "early-001"]
+    assert [(p["zone"], p["end"] - p["start"]) for p in early] == [("room", 300.0)]
+    assert pairs[("a-001", "early-001", "room")]["shared_min"] == 5.0
     passers = [p for p in presence if p["role"] == "passer-by"]
     assert len(passers) == 2
     assert all(p["zone"] is None and p["end"] - p["start"] == 120 for p in passers)
