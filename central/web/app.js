@@ -291,7 +291,10 @@ function drawOccupancy(data) {
       svg("title", {}, b.t.slice(11, 16) + " UTC: " + b.present + " present" + (b.reported !== null ? ", gateway counted " + b.reported : ""))));
     if (b.reported !== null) pts.push((x + bw / 2).toFixed(1) + "," + y(b.reported).toFixed(1));
     const hour = b.t.slice(11, 16);
-    if (hour.endsWith(":00") && Number(hour.slice(0, 2)) % 3 === 0) g.append(svg("text", { x: x, y: H - 8, class: "axis" }, hour));
+    if (hour.endsWith(":00") && Number(hour.slice(0, 2)) % 3 === 0) {
+      g.append(svg("line", { x1: x, x2: x, y1: H - B, y2: H - B + 4, class: "tick" }));
+      g.append(svg("text", { x: x, y: H - 8, "text-anchor": "middle", class: "axis" }, hour));
+    }
   });
   const chart = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "occupancy over the day", class: "occupancy" }, g, bars);
   if (pts.length) chart.append(svg("polyline", { points: pts.join(" "), class: "reported" }));

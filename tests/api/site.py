@@ -60,6 +60,7 @@ def ibeacon(major: int, minor: int) -> bytes:
     )
 
 
+BEACON_BASE_KEY = bytes(range(32))
 WORKERS = {f"W00{i}": (1, i) for i in range(1, 7)}
 VISITOR_TAG = (2, 1)
 
@@ -216,6 +217,16 @@ def replay_site(
 ) -> Replayed:
     """Reference data, enrolment, then every gateway's batches, status and health."""
     refdata.import_items(store, list(refdata.read_yaml("site.yaml", refdata_yaml())))
+    # A Bluezone beacon stands in room-a (registered with its base key, as
+    # `bluegate-central beacon register` does): locations of interest in room-a
+    # carry its F0 exposure key.
+    store.add_beacon(
+        "room-a-beacon",
+        SITE,
+        "room-a",
+        base_key=BEACON_BASE_KEY.hex(),
+        created=T0 - 10 * 86_400,
+    )
     gws = build_reports()
     wall = now if now is not None else time.time()
     proc = MessageProcessor(store, require_signatures=True, now=lambda: wall)

@@ -12,10 +12,11 @@ import sqlite3
 
 import pytest
 
+from beacon import bluezone
 from central import api, audit
 from central.store import open_store
 from tests.api.conftest import Live
-from tests.api.site import tag_key
+from tests.api.site import BEACON_BASE_KEY, T0, tag_key
 
 pytestmark = pytest.mark.integration
 
@@ -299,6 +300,14 @@ def test_locations_of_interest_publish_and_public_list(live: Live):
     assert bus["status"] == "draft"
     assert bus["site"] == "mine-a"
     assert bus["from"].startswith("2026-03-02T06:00")
+    # room-a has a registered Bluezone beacon: its F0 key, from the window's day.
+    room = next(loc for loc in new["locations"] if loc["zone"] == "room-a")
+    assert [b["beacon"] for b in room["beacon_keys"]] == ["room-a-beacon"]
+    f0 = room["beacon_keys"][0]["f0"]["data"][0]
+    assert f0["daily_key"] == bluezone.daily_key_from_base(BEACON_BASE_KEY, 10).hex()
+    assert f0["time_start"] == int(T0)
+    assert f0["max"] == 96
+    assert bus["beacon_keys"] == []
     status, pub, _ = live.call(
         "PUT",
         f"/api/v1/cases/{new['id']}/locations/{bus['id']}",
@@ -396,6 +405,12 @@ def test_fleet_flags(live: Live):
     assert gws["gw-bus-07"]["state"] == "ok"
     assert gws["gw-bus-07"]["outbox_depth"] == 12
     assert gws["gw-bus-07"]["zone"] == "bus-07"
+    # The registered beacon of room-a was not heard in the last hour (the replayed
+    # day is long past): the radio check says so for the beacon and its gateway.
+    assert [b["beacon"] for b in f["beacons"]] == ["room-a-beacon"]
+    assert f["beacons"][0]["state"] == "warn"
+    assert gws["gw-room-a"]["radio"] == "no-beacon"
+    assert gws["gw-bus-07"]["radio"] == "unknown"
     # Seen as silent when nothing arrives for longer than the threshold.
     status, later, _ = live.call("GET", "/api/v1/fleet?silent_after_s=10")
     assert status == 200
