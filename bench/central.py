@@ -68,7 +68,7 @@ def _worker_proc(cfg: CentralConfig, index: int, ready: Any, stop: Any) -> None:
 
     worker = IngestWorker(cfg, index, status_worker=False)
     worker.start()
-    worker.connected.wait(10)
+    worker.subscribed.wait(10)
     ready.set()
     stop.wait()
     worker.stop()

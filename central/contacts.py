@@ -185,6 +185,30 @@ def contacts(
     )
 
 
+def coverage_warnings(
+    store: SqlStore, answer: dict[str, Any], t0: float, t1: float
+) -> list[dict[str, Any]]:
+    """Sequence gaps at the gateways where the case was seen, overlapping the window:
+    missing data is not the same as no contact (central-reference.md Q9)."""
+    gateways = sorted({e["gateway"] for e in answer["exposures"]})
+    out = []
+    for gateway in gateways:
+        for gap in store.sequence_gaps(gateway):
+            a = gap["after_t"] if gap["after_t"] is not None else t0
+            b = gap["before_t"] if gap["before_t"] is not None else t1
+            if a < t1 and b > t0:
+                out.append(
+                    {
+                        "kind": "sequence-gap",
+                        "gateway": gateway,
+                        "boot": gap["boot"],
+                        "missing_records": gap["missing"],
+                        "between": [rules.iso(a), rules.iso(b)],
+                    }
+                )
+    return out
+
+
 CSV_COLUMNS = (
     "level",
     "class",

@@ -250,6 +250,8 @@ class IngestWorker:
         self._client: mqtt.Client | None = None
         self.processor: MessageProcessor | None = None
         self.connected = threading.Event()
+        # Set on SUBACK: only then does the broker route batches to this worker.
+        self.subscribed = threading.Event()
         self.ready = threading.Event()
         self.error: BaseException | None = None
 
@@ -274,6 +276,7 @@ class IngestWorker:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _on_connect(
@@ -302,8 +305,17 @@ class IngestWorker:
             "ingest %s: connected, subscribed to %d topics", self.name, len(subs)
         )
 
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            _LOGGER.error("ingest %s: subscription refused: %s", self.name, reasons)
+            return
+        self.subscribed.set()
+
     def _on_disconnect(self, *_args: Any) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if not self._stop.is_set():
             _LOGGER.warning(
                 "ingest %s: disconnected from the broker; reconnecting", self.name

@@ -130,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         seed = Seed("person", args.person)
     answer = contacts_mod.contacts(store, seed, t0, t1, rule, depth=args.depth)
+    # An extension of design.md's answer: where the case's gateways lost data.
+    answer["warnings"] = contacts_mod.coverage_warnings(store, answer, t0, t1)
     now = time.time()
     store.audit(now, "cli", "contacts", answer["case"], len(answer["contacts"]))
     if args.save:
@@ -145,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"case: {answer['case']}")
         print(f"exposures: {len(answer['exposures'])}")
         print_table(answer["exposures"], ["zone", "gateway", "from", "to"])
+        for warning in answer["warnings"]:
+            print(f"warning: {warning}")
         print(f"contacts: {len(answer['contacts'])}")
         print_table(
             answer["contacts"],

@@ -305,13 +305,19 @@ class SqlStore(abc.ABC):
         ]
 
     def sequence_gaps(self, gateway: str | None = None) -> list[dict[str, Any]]:
-        """Missing record seq ranges per (gateway, boot), from the accepted batches."""
+        """Missing record seq ranges per (gateway, boot), from the accepted batches.
+
+        `after_t`/`before_t`: the gateway's send times of the batches around the gap
+        (what was lost was recorded between them)."""
         where = "WHERE gateway = ?" if gateway else ""
+        frame = (
+            "OVER (PARTITION BY gateway, boot ORDER BY first_seq, last_seq "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+        )
         rows = self._query(
-            "SELECT gateway, boot, first_seq, prev_last FROM ("  # noqa: S608 - constant SQL, values bound
-            "SELECT gateway, boot, first_seq, MAX(last_seq) OVER ("
-            "PARTITION BY gateway, boot ORDER BY first_seq, last_seq "
-            "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_last "
+            "SELECT gateway, boot, first_seq, prev_last, prev_sent, sent FROM ("  # noqa: S608 - constant SQL, values bound
+            f"SELECT gateway, boot, first_seq, sent, MAX(last_seq) {frame} AS prev_last, "
+            f"MAX(sent) {frame} AS prev_sent "
             f"FROM batches {where}) AS b "
             "WHERE prev_last IS NOT NULL AND first_seq > prev_last + 1 "
             "ORDER BY gateway, boot, first_seq",
@@ -324,6 +330,8 @@ class SqlStore(abc.ABC):
                 "from_seq": int(r[3]) + 1,
                 "to_seq": int(r[2]) - 1,
                 "missing": int(r[2]) - int(r[3]) - 1,
+                "after_t": r[4],
+                "before_t": r[5],
             }
             for r in rows
         ]

@@ -10,7 +10,9 @@ import json
 import pytest
 
 from central.cli import main
+from central.records import batch_rows
 from central.store import open_store
+from gateway.envelope import make_body
 from tests.central.helpers import T0, batch, presence, public_pem, signing_key
 
 REF = """
@@ -87,7 +89,8 @@ def test_contacts_in_every_format_and_other_commands(cfg, tmp_path, capsys):
     )
     assert code == 0
     answer = json.loads(out)
-    assert set(answer) == {"case", "exposures", "contacts"}
+    assert set(answer) == {"case", "exposures", "contacts", "warnings"}
+    assert answer["warnings"] == []
     (c,) = answer["contacts"]
     assert {k: c[k] for k in ("key", "person", "zone", "minutes", "class", "level")} == {
         "key": "ibeacon:t:1:2", "person": "W2", "zone": "bus-07", "minutes": 20.0,
@@ -121,6 +124,20 @@ def test_contacts_in_every_format_and_other_commands(cfg, tmp_path, capsys):
     )
     assert "F1_enclosed" in out
     assert "W2" in out
+    # A lost stretch of the bus gateway's records is reported with the answer.
+    store = open_store(f"sqlite://{tmp_path}/data/central.sqlite")
+    body = make_body(
+        site="mine-a",
+        gateway="gw-bus",
+        boot=1,
+        sent=T0 + 7200,
+        records=[presence("k:9", T0 + 7000, T0 + 7100, seq=5, gateway="gw-bus")],
+    )
+    store.ingest(batch_rows(body, T0), received=T0, signed=False)
+    store.close()
+    code, out, _ = run(capsys, "contacts", "--config", cfg, "--person", "W1", *window)
+    (warning,) = json.loads(out)["warnings"]
+    assert (warning["gateway"], warning["missing_records"]) == ("gw-bus", 2)
     code, out, _ = run(
         capsys, "query", "roster", "--config", cfg, "--zone", "bus-07", *window
     )
@@ -132,12 +149,12 @@ def test_contacts_in_every_format_and_other_commands(cfg, tmp_path, capsys):
     code, out, _ = run(capsys, "stats", "--config", cfg)
     stats = json.loads(out)
     assert (stats["batches"], stats["records"]["presence"], stats["gateways"]) == (
-        1,
         2,
+        3,
         1,
     )
     code, out, _ = run(capsys, "purge", "--config", cfg)
-    assert json.loads(out)["deleted"]["presence"] == 2  # 2020 is past 21 days
+    assert json.loads(out)["deleted"]["presence"] == 3  # 2020 is past 21 days
     store = open_store(f"sqlite://{tmp_path}/data/central.sqlite")
     assert store.list_case_extracts()[0]["label"] == "case-1"  # extracts are kept
     assert {a["action"] for a in store.list_audit()} >= {
