@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-BENCHES = ["decode", "pipeline", "outbox", "central"]
+BENCHES = ["decode", "pipeline", "outbox", "central", "simulate"]
 
 
 def rows_of(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -28,7 +28,9 @@ HELP = "run the edge pipeline on a recorded source; publish or write the records
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", required=True, help="jsonl:PATH or btsnoop:PATH")
+    parser.add_argument(
+        "--source", required=True, help="jsonl:PATH, btsnoop:PATH or sim:PATH"
+    )
     parser.add_argument("--config", required=True, help="the gateway unit's YAML")
     parser.add_argument(
         "--out", help="write records as JSON lines to FILE ('-': stdout)"
@@ -48,9 +50,10 @@ def own_reports(reports: Iterable[Report], gateway: str) -> Iterator[Report]:
 def records(cfg: GatewayConfig, source: str) -> tuple[Iterable[dict[str, Any]], Any]:
     from gateway.pipeline import EdgePipeline, run_records
 
-    if not (source.startswith("jsonl:") or source.startswith("btsnoop:")):
+    if not source.startswith(("jsonl:", "btsnoop:", "sim:")):
         raise UsageError(
-            f"replay needs a recorded source (jsonl: or btsnoop:), not {source!r}"
+            f"replay needs a recorded or simulated source (jsonl:, btsnoop: or sim:), "
+            f"not {source!r}"
         )
     try:
         sources: Any = importlib.import_module("gateway.sources")
@@ -59,8 +62,32 @@ def records(cfg: GatewayConfig, source: str) -> tuple[Iterable[dict[str, Any]], 
             f"recorded sources are not available in this build: {exc}"
         ) from None
     src = sources.open_source(source, gateway=cfg.gateway)
-    pipeline = EdgePipeline(cfg)
-    return run_records(pipeline, own_reports(iter(src), cfg.gateway)), pipeline
+    reports = own_reports(iter(src), cfg.gateway)
+    gatt = None
+    if source.startswith("sim:") and cfg.gatt.enabled:
+        # A simulated site knows what each iPhone would answer over GATT: read it
+        # through the real resolver (budget, cache, back-off) at the trace's time.
+        from gateway.gatt import GattPolicy, GattResolver
+
+        latest = [0.0]
+        reader = src.gatt_reader(lambda: latest[0])
+        gatt = GattResolver(reader, GattPolicy.from_config(cfg.gatt))
+        reports = _pumping_gatt(reports, latest, gatt)
+    pipeline = EdgePipeline(cfg, gatt=gatt) if gatt is not None else EdgePipeline(cfg)
+    return run_records(pipeline, reports), pipeline
+
+
+def _pumping_gatt(
+    reports: Iterable[Report], latest: list[float], gatt: Any
+) -> Iterator[Report]:
+    """Start and collect GATT reads once a second of trace time, as `run`'s tick does."""
+    next_pump = float("-inf")
+    for report in reports:
+        latest[0] = report.t
+        if report.t >= next_pump:
+            gatt.pump(report.t)
+            next_pump = report.t + 1.0
+        yield report
 
 
 def write_lines(recs: Iterable[dict[str, Any]], out: TextIO) -> int:
