@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -331,14 +332,50 @@ def read_file(path: str, table: str | None = None) -> list[Item]:
     raise InputError(f"{path}: unknown format (use .yaml, .yml or .csv)")
 
 
+def check_overlaps(
+    store: SqlStore, planned: list[tuple[Item, Op]], method: str, table: str, owner: str
+) -> None:
+    """A tag belongs to one person at a time, a gateway to one zone at a time: refuse an
+    import whose intervals overlap each other or what is stored (an exclusion
+    constraint, checked here so both engines behave the same)."""
+    new: dict[str, list[tuple[float, float | None, Item | None]]] = {}
+    replaced: set[tuple[str, float]] = set()
+    for item, op in planned:
+        if op.method == method:
+            name, _value, start, end = op.args
+            new.setdefault(name, []).append((start, end, item))
+            replaced.add((name, start))
+    if not new:
+        return
+    for row in store.list_table(table):
+        name = row["key" if table == "tag_assignments" else "gateway"]
+        if name in new and (name, row["valid_from"]) not in replaced:
+            new[name].append((row["valid_from"], row["valid_to"], None))
+    for name, spans in new.items():
+        spans.sort(key=lambda s: s[0])
+        for (a0, a1, a_item), (b0, _b1, b_item) in itertools.pairwise(spans):
+            if a1 is None or a1 > b0:
+                culprit = b_item or a_item
+                if culprit is None:  # stored rows never overlap each other
+                    continue
+                raise _fail(
+                    culprit,
+                    "from",
+                    f"{owner} {name!r} would have two assignments at once "
+                    f"(from {a0:.0f} and from {b0:.0f}); end the first with 'to'",
+                )
+
+
 def import_items(store: SqlStore, items: list[Item]) -> dict[str, int]:
     """Validate everything first, then apply in one transaction (all or nothing)."""
-    ops = [op for item in items for op in operations(item)]
+    planned = [(item, op) for item in items for op in operations(item)]
+    check_overlaps(store, planned, "assign_tag", "tag_assignments", "tag")
+    check_overlaps(store, planned, "set_gateway_zone", "gateway_zones", "gateway")
     counts: dict[str, int] = {}
     for item in items:
         counts[item.table] = counts.get(item.table, 0) + 1
     with store.transaction():
-        for op in ops:
+        for _item, op in planned:
             method: Callable[..., None] = getattr(store, op.method)
             method(*op.args)
     return counts

@@ -292,3 +292,27 @@ def test_beacons_tokens_extracts_and_purge(store):
     assert deleted["presence"] == 1
     assert store.stats()["records"]["presence"] == 1
     assert store.get_case_extract(extract)["answer"] == {"contacts": [1]}
+
+
+def test_overlapping_assignments_are_refused_with_file_and_line(store, tmp_path):
+    load_ref(store, tmp_path)
+    bad = tmp_path / "tags.csv"
+    bad.write_text(
+        "key,person,from,to\nibeacon:t:1:9,W1,2020-08-01,\nibeacon:t:1:1,W2,2020-09-01,\n"
+    )
+    with pytest.raises(
+        refdata.InputError, match=r"tags.csv:3: tags.from: tag 'ibeacon:t:1:1'"
+    ):
+        refdata.import_items(store, refdata.read_file(str(bad)))
+    assert [t["key"] for t in store.list_table("tag_assignments")].count(
+        "ibeacon:t:1:9"
+    ) == 0
+    # Closing the first assignment makes the reissue valid.
+    bad.write_text(
+        "key,person,from,to\nibeacon:t:1:1,W1,2020-08-01,2020-09-01\nibeacon:t:1:1,W2,2020-09-01,\n"
+    )
+    assert refdata.import_items(store, refdata.read_file(str(bad))) == {"tags": 2}
+    moved = tmp_path / "gateways.csv"
+    moved.write_text("gateway,zone,from,to\ngw-bus,bus-07,2020-08-08T11:00:00Z,\n")
+    with pytest.raises(refdata.InputError, match="gateway 'gw-bus'"):
+        refdata.import_items(store, refdata.read_file(str(moved)))
