@@ -16,7 +16,7 @@ from central.commands.common import (
     print_json,
     print_table,
 )
-from central.rules import Rule, Seed
+from central.rules import Rule, Seed, iso
 from gateway.errors import UsageError
 
 HELP = "the contacts of a case (F1, and F2 with --depth 2)"
@@ -135,7 +135,15 @@ def run(args: argparse.Namespace) -> int:
     now = time.time()
     store.audit(now, "cli", "contacts", answer["case"], len(answer["contacts"]))
     if args.save:
-        answer["case"]["extract_id"] = store.save_case_extract(args.save, answer, now)
+        extract = dict(answer)
+        if seed.kind == "bluezone":
+            # Keep what the key was expanded to (the IDs and their slots), never the
+            # key: the extract can be re-checked later without revealing later days.
+            extract["case"] = {
+                **answer["case"],
+                "derived_slots": [[k, iso(a), iso(b)] for k, a, b in seed.slots],
+            }
+        answer["case"]["extract_id"] = store.save_case_extract(args.save, extract, now)
     store.close()
     if args.format == "json":
         print_json(answer)

@@ -103,3 +103,30 @@ def test_a_later_day_is_reached_through_the_hash_chain(store, shared_data):
     seed = contacts.bluezone_seed(daily, DAY, T0, T0 + 2 * 86400, Rule())
     answer = contacts.contacts(store, seed, T0, T0 + 2 * 86400, Rule())
     assert [e["from"] for e in answer["exposures"]] == ["2020-08-09T01:00:00Z"]
+
+
+def test_saved_extract_keeps_derived_ids_not_the_key(tmp_path, shared_data, capsys):
+    from central.cli import main
+    from central.store import open_store
+
+    daily, ids = vectors(shared_data)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("storage: sqlite:c.sqlite\n")
+    code = main(["contacts", "--config", str(cfg), "--bluezone-daily-key", daily,
+                 "--key-date", "2020-08-08", "--from", "2020-08-08T05:00:00Z",
+                 "--to", "2020-08-08T07:00:00Z", "--save", "case-bz"])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert daily.lower() not in out.lower()
+    store = open_store(f"sqlite://{tmp_path}/c.sqlite")
+    extract = store.get_case_extract(json.loads(out)["case"]["extract_id"])["answer"]
+    slots = extract["case"]["derived_slots"]
+    assert [
+        "bluezone:" + ids[23],
+        "2020-08-08T05:45:00Z",
+        "2020-08-08T06:00:00Z",
+    ] in slots
+    assert len(slots) == 8
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("c.sqlite*"))
+    assert daily.lower().encode() not in raw.lower()
+    assert bytes.fromhex(daily) not in raw
