@@ -5,6 +5,13 @@ One thread owns the tick loop and SQLite:
   source.poll(tick) -> pipeline.feed -> pipeline.flush(now) -> outbox.append_many
   (one transaction per tick) -> publisher.pump() -> health gate -> WATCHDOG=1
 
+Time (design.md): records made while the wall clock is not synchronised leave the
+pipeline at once (`take_held()`) and are committed in the tick's transaction as HELD
+rows, which are never published; a power cut loses none of them. The tick on which
+the clock synchronises, the pipeline returns the offset learnt then and the outbox
+rebases this boot's held rows with it (`outbox.rebase`); the next boot releases what
+an earlier boot left held, unrebased.
+
 Signals use the self-pipe trick (`signal.set_wakeup_fd` on a socketpair): handlers do
 nothing but wake the loop, which acts between ticks, so a signal can never interrupt
 a half-written tick.
@@ -87,8 +94,13 @@ class Pipeline(Protocol):
 
 class Outbox(Protocol):
     def append_many(
-        self, records: Sequence[Mapping[str, Any]], now_wall: float
+        self,
+        records: Sequence[Mapping[str, Any]],
+        now_wall: float,
+        held: Sequence[Any] = (),
     ) -> list[int]: ...
+
+    def rebase(self, offset_s: float, now_wall: float) -> int: ...
 
     def pending(self) -> int: ...
 
@@ -295,6 +307,12 @@ def _final_flush(pipeline: Pipeline, now_wall: float) -> list[dict[str, Any]]:
     return records
 
 
+def _take_held(pipeline: Pipeline) -> list[Any]:
+    """Records the pipeline made on an unsynchronised clock (gateway.clock.Held)."""
+    take = getattr(pipeline, "take_held", None)
+    return list(take()) if callable(take) else []
+
+
 def _reconfigure(pipeline: Pipeline, cfg: GatewayConfig) -> bool:
     method = getattr(pipeline, "reconfigure", None)
     if callable(method):
@@ -361,6 +379,10 @@ class Daemon:
         self.counters = Counters()
         self.parts: Parts | None = None
         self.unsaved: list[dict[str, Any]] = []  # records a failed commit left
+        self.unsaved_held: list[Any] = []  # held records a failed commit left
+        # wall - mono learnt when the clock synchronised, until the outbox rebased
+        # this boot's held rows with it.
+        self.rebase_offset: float | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._stop = False
         self._reload = False
@@ -492,7 +514,11 @@ class Daemon:
             # Time). A recording keeps its own (shifted) time base.
             observe = getattr(parts.pipeline, "observe_clock", None)
             if callable(observe):
-                observe(now_mono, now_wall, systemd.clock_synchronised())
+                synced_offset = observe(
+                    now_mono, now_wall, systemd.clock_synchronised()
+                )
+                if isinstance(synced_offset, float):
+                    self.rebase_offset = synced_offset
         parts.pipeline.feed(reports)
         self._commit(parts, parts.pipeline.flush(now_wall), now_wall, now_mono)
         self._note_beacon(parts.pipeline, now_mono)
@@ -532,21 +558,36 @@ class Daemon:
         now_wall: float,
         now_mono: float,
     ) -> None:
-        """One outbox transaction for the tick; on failure keep the records for later."""
+        """One outbox transaction for the tick (ready and held records); on failure
+        keep the records for later. Then, if the clock has synchronised, the rebase."""
         batch = self.unsaved + records
-        if not batch:
-            return
-        try:
-            parts.outbox.append_many(batch, now_wall)
-        except BlueGateError as exc:
-            self.unsaved = batch
-            if self.outbox_failing_since is None:
-                self.outbox_failing_since = now_mono
-            _LOGGER.error("outbox write failed (%d records held): %s", len(batch), exc)
-            return
-        self.unsaved = []
-        self.outbox_failing_since = None
-        self.counters.records += len(batch)
+        held = self.unsaved_held + _take_held(parts.pipeline)
+        if batch or held:
+            try:
+                parts.outbox.append_many(batch, now_wall, held)
+            except BlueGateError as exc:
+                self.unsaved, self.unsaved_held = batch, held
+                if self.outbox_failing_since is None:
+                    self.outbox_failing_since = now_mono
+                _LOGGER.error(
+                    "outbox write failed (%d records kept in memory): %s",
+                    len(batch) + len(held),
+                    exc,
+                )
+                return
+            self.unsaved, self.unsaved_held = [], []
+            self.outbox_failing_since = None
+            self.counters.records += len(batch) + len(held)
+        if self.rebase_offset is not None:
+            # After the append, so held records of this very tick are rebased too.
+            try:
+                n = parts.outbox.rebase(self.rebase_offset, now_wall)
+            except BlueGateError as exc:
+                _LOGGER.error("outbox rebase failed (tried again next tick): %s", exc)
+                return
+            self.rebase_offset = None
+            if n:
+                _LOGGER.info("clock synchronised: %d held records rebased", n)
 
     def _note_liveness(self, source: Source) -> None:
         last = getattr(source, "last_report_mono", None)
@@ -670,6 +711,8 @@ class Daemon:
                 text += f", outbox {stats.depth}"
                 if age is not None:
                     text += f" (oldest {age:.0f}s)"
+                if stats.held:
+                    text += f", {stats.held} held for the clock"
             except (BlueGateError, AttributeError):
                 text += f", outbox {parts.outbox.pending()}"
         verdict = self.verdict
@@ -793,11 +836,10 @@ class Daemon:
             parts, _final_flush(parts.pipeline, now_wall), now_wall, self.mono()
         )
         self._deliver_for(max(started + STOP_DELIVER_BY_S - self.mono(), 0.0))
-        status = EXIT_OK if not self.unsaved else EXIT_FAILURE
-        if self.unsaved:
-            _LOGGER.error(
-                "%d records could not be committed to the outbox", len(self.unsaved)
-            )
+        unsaved = len(self.unsaved) + len(self.unsaved_held)
+        status = EXIT_OK if not unsaved else EXIT_FAILURE
+        if unsaved:
+            _LOGGER.error("%d records could not be committed to the outbox", unsaved)
         left = parts.outbox.pending()
         if parts.publisher is not None:
             parts.publisher.pump(self.wall())  # record acks that arrived at the end

@@ -2,16 +2,22 @@
 
 Most Pis have no battery-backed clock: after a power cut the wall clock starts from
 fake-hwclock's last save (or 1970) and steps when NTP first synchronises, maybe
-hours later on a bus without network. So the pipeline keeps monotonic time and this
-module turns it into wall time when a record leaves:
+hours later -- or never, on a bus that runs a whole shift without network and loses
+power at ignition-off. So the pipeline keeps monotonic time and this module turns it
+into wall time when a record leaves the pipeline, at once, whatever the clock:
 
 * while the clock is synchronised, wall = mono + offset, the offset learnt from the
-  latest synchronised (mono, wall) pair; such records say `"clock": "synced"`;
-* a record made while the clock is NOT synchronised is held, in monotonic time, and
-  marked `"clock": "unsynced"`; when the clock synchronises, the offset learnt then
-  rebases every held record (`"rebased": true`) and they leave;
-* more than `max_held` held records (a unit that never syncs): the oldest leave
-  stamped with the unsynchronised clock's guess, `"rebased": false`, and are counted.
+  latest synchronised (mono, wall) pair; such records say `"clock": "synced"` and
+  are ready to publish;
+* a record made while the clock is NOT synchronised leaves stamped with that clock's
+  guess (mono + the unsynchronised wall - mono), marked `"clock": "unsynced"`, as a
+  `Held` carrying the guessed offset. The shell commits it to the outbox at once,
+  held (never published), so a power cut loses nothing (gateway/outbox, "held");
+* when the clock synchronises, `observe` returns the offset learnt then; the shell
+  has the outbox rebase every held row of this boot (`rebase_times`: each row moves by
+  sync offset - its own guessed offset; `"rebased": true`) and they leave. A held
+  row whose boot ended before a sync can never be rebased (the monotonic clock was
+  reset): the next boot releases it with its guess, `"rebased": false`.
 
 Monotonic time also keeps stays whole across a clock step: the aggregators never
 see the step. Everything takes (mono, wall, synced) as parameters.
@@ -20,7 +26,6 @@ see the step. Everything takes (mono, wall, synced) as parameters.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -31,24 +36,58 @@ _LOGGER = logging.getLogger(__name__)
 TIME_FIELDS: Final = ("start", "end", "t", "stay_start")
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A record made while the wall clock was not synchronised.
+
+    `record`'s times are the unsynchronised clock's guess (mono + `offset_s`); the
+    outbox keeps it held until `rebase_times(record, sync_offset - offset_s)`.
+    """
+
+    record: dict[str, Any]
+    offset_s: float  # wall - mono of the unsynchronised clock that stamped it
+
+
 @dataclass(slots=True)
 class ClockStats:
-    held_max: int = 0
-    rebased: int = 0
-    released_unrebased: int = 0
-    steps: int = 0
+    unsynced: int = 0  # records that left stamped with the unsynchronised clock
+    syncs: int = 0  # times the clock became synchronised (each one rebases)
+    steps: int = 0  # steps of a synchronised clock beyond the tolerance
+
+
+def shift_times(record: dict[str, Any], delta_s: float) -> dict[str, Any]:
+    """Move every instant of `record` by `delta_s` (in place; returns it)."""
+    for f in TIME_FIELDS:
+        value = record.get(f)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            record[f] = value + delta_s
+    return record
+
+
+def rebase_times(record: dict[str, Any], delta_s: float) -> dict[str, Any]:
+    """A held record whose clock has since synchronised: times corrected by
+    `delta_s` (sync offset - guessed offset), provenance kept and marked."""
+    shift_times(record, delta_s)
+    record["clock"] = "unsynced"
+    record["rebased"] = True
+    return record
+
+
+def unrebased(record: dict[str, Any]) -> dict[str, Any]:
+    """A held record whose boot ended before a sync: it keeps the guess, marked."""
+    record["clock"] = "unsynced"
+    record["rebased"] = False
+    return record
 
 
 class Clock:
-    """Monotonic -> wall conversion with hold-and-rebase of pre-sync records."""
+    """Monotonic -> wall conversion; records made before a sync leave as `Held`."""
 
-    def __init__(self, max_held: int = 20_000, step_tolerance_s: float = 1.0) -> None:
-        self.max_held = max_held
+    def __init__(self, step_tolerance_s: float = 1.0) -> None:
         self.step_tolerance_s = step_tolerance_s
         self.synced = False
         self._sync_offset: float | None = None  # wall - mono, learnt while synced
         self._guess_offset = 0.0  # wall - mono of the unsynchronised clock
-        self._held: deque[dict[str, Any]] = deque()
         self.stats = ClockStats()
 
     @classmethod
@@ -72,21 +111,23 @@ class Clock:
             self._sync_offset if self._sync_offset is not None else self._guess_offset
         )
 
-    @property
-    def held(self) -> int:
-        return len(self._held)
+    def observe(self, mono_s: float, wall_s: float, synced: bool) -> float | None:
+        """Learn from one clock reading.
 
-    def observe(
-        self, mono_s: float, wall_s: float, synced: bool
-    ) -> list[dict[str, Any]]:
-        """Learn from one clock reading; return held records released by a sync."""
+        Returns the offset (wall - mono) to rebase held records with when this reading
+        is the first synchronised one (at start, or after a loss of sync): held rows
+        left by an earlier process of the same boot are rebased then too.
+        """
         offset = wall_s - mono_s
         if not synced:
+            if self.synced:
+                _LOGGER.info("wall clock no longer synchronised: records are held")
             self.synced = False
             self._guess_offset = offset
-            return []
+            return None
         if (
-            self._sync_offset is not None
+            self.synced
+            and self._sync_offset is not None
             and abs(offset - self._sync_offset) > self.step_tolerance_s
         ):
             self.stats.steps += 1
@@ -95,49 +136,27 @@ class Clock:
         self.synced = True
         self._sync_offset = offset
         self._guess_offset = offset
-        if was_synced or not self._held:
-            return []
-        released = [self._stamp(r, offset, rebased=True) for r in self._held]
-        self.stats.rebased += len(released)
-        self._held.clear()
-        _LOGGER.info("clock synchronised: %d held records rebased", len(released))
-        return released
+        if was_synced:
+            return None
+        self.stats.syncs += 1
+        _LOGGER.info("wall clock synchronised: held records are rebased")
+        return offset
 
-    def emit(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Records (times in mono) -> records ready to leave (times in wall)."""
-        out: list[dict[str, Any]] = []
+    def emit(
+        self, records: Iterable[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[Held]]:
+        """Records (times in mono) -> (ready records, held records), times in wall."""
         if self.synced and self._sync_offset is not None:
             offset = self._sync_offset
+            ready = []
             for rec in records:
                 rec["clock"] = "synced"
-                for f in TIME_FIELDS:
-                    if f in rec:
-                        rec[f] = rec[f] + offset
-                out.append(rec)
-            return out
+                ready.append(shift_times(rec, offset))
+            return ready, []
+        guess = self._guess_offset
+        held = []
         for rec in records:
-            self._held.append(rec)
-        if len(self._held) > self.stats.held_max:
-            self.stats.held_max = len(self._held)
-        while len(self._held) > self.max_held:
-            out.append(
-                self._stamp(self._held.popleft(), self._guess_offset, rebased=False)
-            )
-            self.stats.released_unrebased += 1
-        return out
-
-    def release_all(self) -> list[dict[str, Any]]:
-        """At shutdown: what is still held leaves with the unsynchronised guess."""
-        out = [self._stamp(r, self._guess_offset, rebased=False) for r in self._held]
-        self.stats.released_unrebased += len(out)
-        self._held.clear()
-        return out
-
-    @staticmethod
-    def _stamp(rec: dict[str, Any], offset: float, *, rebased: bool) -> dict[str, Any]:
-        rec["clock"] = "unsynced"
-        rec["rebased"] = rebased
-        for f in TIME_FIELDS:
-            if f in rec:
-                rec[f] = rec[f] + offset
-        return rec
+            rec["clock"] = "unsynced"
+            held.append(Held(shift_times(rec, guess), guess))
+        self.stats.unsynced += len(held)
+        return [], held

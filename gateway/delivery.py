@@ -4,6 +4,11 @@ Both commands open the unit's outbox (so what a killed process left in flight go
 out first), run a `Publisher` on this thread, and return an exit status: 0 once
 the broker acknowledged every record, 1 if `deadline_s` passes first -- the outbox
 then still holds everything not acknowledged, for a later `drain` or `run`.
+
+Held records (made before the clock synchronised, gateway/outbox) are not delivered
+until rebased: opening the outbox releases those of earlier boots (unrebased), and
+if the clock is synchronised now, those of this boot are rebased first. Any still
+held are named on stderr; they wait for `run` to see the clock synchronise.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from gateway import keys
+from gateway import keys, systemd
 from gateway.config import GatewayConfig
 from gateway.errors import EXIT_FAILURE, EXIT_OK
 from gateway.outbox import SqliteOutbox, open_outbox
@@ -38,6 +43,19 @@ def open_unit_outbox(cfg: GatewayConfig) -> SqliteOutbox:
         retention_days=cfg.outbox.retention_days,
         synchronous=cfg.outbox.synchronous,
     )
+
+
+def rebase_if_synced(outbox: SqliteOutbox) -> None:
+    """This boot's held rows, rebased if the clock is synchronised now (the monotonic
+    clock is system-wide: the daemon's held rows share it within one boot)."""
+    if outbox.stats().held and systemd.clock_synchronised():
+        outbox.rebase(time.time() - time.monotonic(), time.time())
+    held = outbox.stats().held
+    if held:
+        sys.stderr.write(
+            f"{held} record(s) made before the clock synchronised stay held in "
+            f"{outbox.path} until it does (`run` rebases them)\n"
+        )
 
 
 def make_publisher(cfg: GatewayConfig, outbox: SqliteOutbox) -> Publisher:
@@ -76,6 +94,7 @@ def drain(cfg: GatewayConfig, deadline_s: float | None) -> int:
     deadline_at = None if deadline_s is None else time.monotonic() + deadline_s
     outbox = open_unit_outbox(cfg)
     try:
+        rebase_if_synced(outbox)
         if outbox.pending() == 0:
             return EXIT_OK  # nothing to say to the broker
         publisher = make_publisher(cfg, outbox)
@@ -103,6 +122,7 @@ def replay_publish(
     deadline_at = None if deadline_s is None else time.monotonic() + deadline_s
     outbox = open_unit_outbox(cfg)
     try:
+        rebase_if_synced(outbox)
         publisher = make_publisher(cfg, outbox)
         publisher.start()
         try:

@@ -11,12 +11,25 @@ the broker's PUBACK). Opening the outbox puts every in-flight row back to ready,
 `claim` hands rows out in `(boot, seq)` order, so what a killed process left is
 delivered before anything new (persist-queue's `resume_unack_tasks`).
 
+Records made while the wall clock is not synchronised (gateway/clock, `Held`) are
+committed the same way, in the same transaction, but HELD: `claim` never hands them
+out. Each held row keeps the kernel boot id and the unsynchronised clock's offset it
+was stamped with. When the clock synchronises, `rebase(offset_s, now_wall)` corrects
+the held rows of this boot in one transaction (`"rebased": true`) and makes them
+ready. A held row of another boot (a power cut before any sync: the monotonic clock
+was reset, its offset means nothing now) is released when the outbox is opened, with
+its guessed times, `"rebased": false`, and counted -- still evidence, marked as such.
+
 Disk use is bounded (`max_bytes`): past the bound, delivered rows go first, then the
-oldest undelivered ones, which are counted in a persisted counter and logged at
+oldest undelivered ones (held or not), which are counted in a persisted counter and logged at
 WARNING -- never silently. `purge` applies the retention limit (privacy: raw records
 expire) and counts what it removes. Delivered rows are kept until retention or size
 pressure removes them: they cost nothing extra to keep (the bound is the same) and
-give a technician the unit's own copy of what it sent.
+give a technician the unit's own copy of what it sent. Retention never judges a
+record by an unsynchronised clock's guess: held rows are not purged by age (only by
+the size bound), and a row released unrebased has an unknown age, so the first purge
+that sees it (the daemon purges only against a synchronised clock) starts its
+retention then.
 
 Two implementations share one contract (tests/test_outbox.py runs the same suite
 against both, Huey's StorageTests pattern): `SqliteOutbox` (WAL, schema versioned by
@@ -36,12 +49,14 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final, Literal, Protocol
 
+from gateway import systemd
+from gateway.clock import Held, rebase_times, unrebased
 from gateway.envelope import canonical_json
 from gateway.errors import BlueGateError
 
 _LOGGER = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 # What one row costs beyond its JSON body: SQLite's record header, the integer and
 # real columns, and the (state, boot, seq) and (boot, seq) index entries. Measured
 # on SQLite 3.40 with 300-byte presence records: the file grows ~70 bytes a row more
@@ -51,6 +66,9 @@ ROW_OVERHEAD_BYTES: Final = 72
 # After a checkpoint SQLite truncates the WAL to this size, so the WAL cannot keep
 # a large file around after a burst (bounded disk, design.md).
 WAL_SIZE_LIMIT_BYTES: Final = 4 * 1024 * 1024
+# What a held row costs beyond ROW_OVERHEAD_BYTES: its boot id (36 characters) and
+# offset columns, until it is rebased.
+HELD_OVERHEAD_BYTES: Final = 48
 # Another process holding the write lock (a reader such as `doctor`) waits this long.
 BUSY_TIMEOUT_MS: Final = 5000
 # Rows deleted per statement when enforcing the size bound.
@@ -65,6 +83,7 @@ class State(enum.IntEnum):
     READY = 0
     INFLIGHT = 1
     DELIVERED = 2
+    HELD = 3  # times on an unsynchronised clock: committed, not publishable yet
 
 
 class OutboxError(BlueGateError):
@@ -106,6 +125,9 @@ class OutboxStats:
     dropped_size: int  # undelivered rows dropped by the size bound, ever
     dropped_retention: int  # undelivered rows dropped by retention, ever
     purged_delivered: int  # delivered rows removed (retention or size), ever
+    held: int = 0  # rows waiting for the clock to synchronise (not in `depth`)
+    rebased: int = 0  # held rows rebased at a sync, ever
+    released_unrebased: int = 0  # held rows of a boot that ended unsynced, ever
 
     @property
     def depth(self) -> int:
@@ -128,6 +150,9 @@ class OutboxStats:
             "max_bytes": self.max_bytes,
             "dropped_size": self.dropped_size,
             "dropped_retention": self.dropped_retention,
+            "held": self.held,
+            "rebased": self.rebased,
+            "released_unrebased": self.released_unrebased,
             "boot": self.boot,
         }
 
@@ -138,10 +163,24 @@ class Outbox(Protocol):
     @property
     def boot(self) -> int: ...
 
+    @property
+    def boot_id(self) -> str:
+        """The kernel boot whose held rows `rebase` corrects."""
+        ...
+
     def append_many(
-        self, records: Sequence[Mapping[str, Any]], now_wall: float
+        self,
+        records: Sequence[Mapping[str, Any]],
+        now_wall: float,
+        held: Sequence[Held] = (),
     ) -> list[int]:
-        """Commit the tick's records in one transaction; return their seqs."""
+        """Commit the tick's records (ready) and `held` ones in one transaction;
+        return their seqs (records first, then held)."""
+        ...
+
+    def rebase(self, offset_s: float, now_wall: float) -> int:
+        """The clock synchronised with wall - mono = `offset_s`: correct this boot's
+        held rows and make them ready, in one transaction; returns how many."""
         ...
 
     def claim(self, n: int) -> list[OutboxRecord]:
@@ -180,6 +219,24 @@ def row_size(body: str) -> int:
     return len(body.encode()) + ROW_OVERHEAD_BYTES
 
 
+def rebased_body(body: str, delta_s: float) -> str:
+    return record_body(rebase_times(json.loads(body), delta_s))
+
+
+def unrebased_body(body: str) -> str:
+    return record_body(unrebased(json.loads(body)))
+
+
+def _warn_released(count: int, total: int) -> None:
+    # WARNING: not a loss, but these records' times are a guess (design.md, Time).
+    _LOGGER.warning(
+        "outbox: %d record(s) made before the clock synchronised on an earlier boot "
+        "released with that clock's guess (rebased: false); %d so far",
+        count,
+        total,
+    )
+
+
 def _warn_dropped(reason: str, count: int, total: int) -> None:
     # WARNING on purpose: a dropped undelivered record is lost data (design.md).
     _LOGGER.warning(
@@ -203,6 +260,8 @@ class _MemRow:
     size: int
     state: State = State.READY
     delivered_wall: float | None = None
+    clock_boot: str | None = None  # held, or released unrebased (age unknown)
+    clock_offset: float | None = None  # held: the unsynchronised wall - mono
 
 
 @dataclass
@@ -225,6 +284,7 @@ class MemoryOutbox:
         *,
         max_bytes: int = 256 * 1024 * 1024,
         retention_s: float = 21 * 86_400.0,
+        boot_id: str | None = None,
     ) -> None:
         self._store = store if store is not None else MemoryStore()
         if self._store.locked:
@@ -232,47 +292,98 @@ class MemoryOutbox:
         self._store.locked = True
         self._max_bytes = max_bytes
         self._retention_s = retention_s
+        self._boot_id = boot_id or systemd.boot_id()
         meta = self._store.meta
         meta["boot"] = meta.get("boot", 0) + 1
         self._boot = int(meta["boot"])
         self._next_seq = 0
+        released = 0
+        wall_high = meta.get("wall_high", float("-inf"))
         for row in self._store.rows.values():
             if row.state is State.INFLIGHT:
                 row.state = State.READY
+            elif row.state is State.HELD and row.clock_boot != self._boot_id:
+                row.body = unrebased_body(row.body)
+                row.size = row_size(row.body) + HELD_OVERHEAD_BYTES
+                row.created_wall = max(row.created_wall, wall_high)
+                row.clock_offset = None
+                row.state = State.READY
+                released += 1
+        if released:
+            _warn_released(released, self._count("released_unrebased", released))
 
     @property
     def boot(self) -> int:
         return self._boot
+
+    @property
+    def boot_id(self) -> str:
+        return self._boot_id
 
     def _count(self, key: str, n: int) -> int:
         self._store.meta[key] = self._store.meta.get(key, 0) + n
         return int(self._store.meta[key])
 
     def append_many(
-        self, records: Sequence[Mapping[str, Any]], now_wall: float
+        self,
+        records: Sequence[Mapping[str, Any]],
+        now_wall: float,
+        held: Sequence[Held] = (),
     ) -> list[int]:
-        if not records:
+        if not records and not held:
             return []
         meta = self._store.meta
         created = max(now_wall, meta.get("wall_high", now_wall))
-        meta["wall_high"] = created
+        if records:
+            meta["wall_high"] = created
         seqs = []
-        for record in records:
-            body = record_body(record)
-            row = _MemRow(
-                self._store.next_id,
+        rows = [
+            _MemRow(0, self._boot, 0, created, body, row_size(body))
+            for body in map(record_body, records)
+        ] + [
+            # A held row's created_wall is the unsynchronised guess, like its times:
+            # the rebase moves both by the same step.
+            _MemRow(
+                0,
                 self._boot,
-                self._next_seq,
-                created,
+                0,
+                now_wall,
                 body,
-                row_size(body),
+                row_size(body) + HELD_OVERHEAD_BYTES,
+                State.HELD,
+                None,
+                self._boot_id,
+                h.offset_s,
             )
+            for h, body in ((h, record_body(h.record)) for h in held)
+        ]
+        for row in rows:
+            row.id = self._store.next_id
+            row.seq = self._next_seq
             self._store.rows[row.id] = row
             self._store.next_id += 1
             seqs.append(self._next_seq)
             self._next_seq += 1
         self._enforce_bound()
         return seqs
+
+    def rebase(self, offset_s: float, now_wall: float) -> int:
+        changed = 0
+        for row in self._store.rows.values():
+            if row.state is not State.HELD or row.clock_boot != self._boot_id:
+                continue
+            assert row.clock_offset is not None
+            delta = offset_s - row.clock_offset
+            row.body = rebased_body(row.body, delta)
+            row.size = row_size(row.body)
+            row.created_wall += delta
+            row.state = State.READY
+            row.clock_boot = row.clock_offset = None
+            changed += 1
+        if changed:
+            self._count("rebased", changed)
+            _LOGGER.info("outbox: %d held record(s) rebased", changed)
+        return changed
 
     def _enforce_bound(self) -> None:
         rows = self._store.rows
@@ -315,7 +426,7 @@ class MemoryOutbox:
         changed = 0
         for row_id in ids:
             row = self._store.rows.get(row_id)
-            if row is not None and row.state is not State.DELIVERED:
+            if row is not None and row.state in (State.READY, State.INFLIGHT):
                 row.state = State.DELIVERED
                 row.delivered_wall = now_wall
                 changed += 1
@@ -335,7 +446,16 @@ class MemoryOutbox:
 
     def purge(self, now_wall: float) -> PurgeResult:
         cutoff = now_wall - self._retention_s
-        old = [r for r in self._store.rows.values() if r.created_wall < cutoff]
+        for row in self._store.rows.values():
+            if row.clock_boot is not None and row.state is not State.HELD:
+                # Released unrebased: age unknown; retention starts now.
+                row.created_wall = max(row.created_wall, now_wall)
+                row.clock_boot = None
+        old = [
+            r
+            for r in self._store.rows.values()
+            if r.created_wall < cutoff and r.state is not State.HELD
+        ]
         delivered = sum(1 for r in old if r.state is State.DELIVERED)
         undelivered = len(old) - delivered
         for row in old:
@@ -351,7 +471,9 @@ class MemoryOutbox:
 
     def pending(self) -> int:
         return sum(
-            1 for r in self._store.rows.values() if r.state is not State.DELIVERED
+            1
+            for r in self._store.rows.values()
+            if r.state in (State.READY, State.INFLIGHT)
         )
 
     def stats(self) -> OutboxStats:
@@ -359,7 +481,7 @@ class MemoryOutbox:
         by_state = {s: 0 for s in State}
         for row in rows:
             by_state[row.state] += 1
-        waiting = [r for r in rows if r.state is not State.DELIVERED]
+        waiting = [r for r in rows if r.state in (State.READY, State.INFLIGHT)]
         meta = self._store.meta
         return OutboxStats(
             boot=self._boot,
@@ -372,6 +494,9 @@ class MemoryOutbox:
             dropped_size=int(meta.get("dropped_size", 0)),
             dropped_retention=int(meta.get("dropped_retention", 0)),
             purged_delivered=int(meta.get("purged_delivered", 0)),
+            held=by_state[State.HELD],
+            rebased=int(meta.get("rebased", 0)),
+            released_unrebased=int(meta.get("released_unrebased", 0)),
         )
 
     def close(self) -> None:
@@ -403,6 +528,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX records_state ON records (state, boot, seq)",
     ),
+    # 2: held rows (state 3), made on an unsynchronised clock. `clock_boot` is the
+    # kernel boot id while held and after an unrebased release (age unknown until
+    # the next retention purge); `clock_offset` the unsynchronised wall - mono.
+    (
+        "ALTER TABLE records ADD COLUMN clock_boot TEXT",
+        "ALTER TABLE records ADD COLUMN clock_offset REAL",
+    ),
 )
 if len(MIGRATIONS) != SCHEMA_VERSION:  # a release forgot its migration
     raise RuntimeError("outbox: MIGRATIONS and SCHEMA_VERSION disagree")
@@ -413,6 +545,8 @@ _META_KEYS: Final = (
     "dropped_size",
     "dropped_retention",
     "purged_delivered",
+    "rebased",
+    "released_unrebased",
 )
 
 
@@ -426,8 +560,10 @@ class SqliteOutbox:
         max_bytes: int = 256 * 1024 * 1024,
         retention_s: float = 21 * 86_400.0,
         synchronous: Synchronous = "normal",
+        boot_id: str | None = None,
     ) -> None:
         self.path = path
+        self._boot_id = boot_id or systemd.boot_id()
         self._max_bytes = max_bytes
         self._retention_s = retention_s
         self._lock_file = self._take_lock(path)
@@ -526,26 +662,59 @@ class SqliteOutbox:
             requeued = db.execute(
                 "UPDATE records SET state = 0 WHERE state = 1"
             ).rowcount
-            pending, stored = db.execute(
-                "SELECT COALESCE(SUM(state < 2), 0), COALESCE(SUM(size), 0) "
-                "FROM records"
+            released = self._release_other_boots(db, float(meta.get("wall_high", 0)))
+            if released:
+                total = float(meta.get("released_unrebased", 0)) + released
+                meta["released_unrebased"] = total
+                self._set_meta(db, "released_unrebased", total)
+            pending, stored, held = db.execute(
+                "SELECT COALESCE(SUM(state < 2), 0), COALESCE(SUM(size), 0), "
+                "COALESCE(SUM(state = 3), 0) FROM records"
             ).fetchone()
         self._meta = {k: float(meta.get(k, 0)) for k in _META_KEYS}
         self._meta["boot"] = self._boot
         self._next_seq = 0
         self._pending = int(pending)
+        self._held = int(held)
         self._stored = int(stored)
         if requeued:
             _LOGGER.info("outbox: %d in-flight record(s) back to ready", requeued)
+        if released:
+            _warn_released(released, int(self._meta["released_unrebased"]))
         _LOGGER.info(
             "outbox: opened %s boot=%d pending=%d", self.path, self._boot, pending
         )
+
+    def _release_other_boots(self, db: sqlite3.Connection, wall_high: float) -> int:
+        """Held rows of an earlier kernel boot can never be rebased (the monotonic
+        clock they were stamped against is gone): ready, with their guess, marked
+        `"rebased": false`. `clock_boot` stays: their age is unknown (see purge)."""
+        rows = db.execute(
+            "SELECT id, body FROM records WHERE state = 3 AND clock_boot != ?",
+            (self._boot_id,),
+        ).fetchall()
+        updates = []
+        for row_id, body in rows:
+            new = unrebased_body(body)
+            updates.append(
+                (new, row_size(new) + HELD_OVERHEAD_BYTES, wall_high, row_id)
+            )
+        db.executemany(
+            "UPDATE records SET state = 0, body = ?, size = ?, clock_offset = NULL, "
+            "created_wall = MAX(created_wall, ?) WHERE id = ?",
+            updates,
+        )
+        return len(updates)
 
     # -- the contract
 
     @property
     def boot(self) -> int:
         return self._boot
+
+    @property
+    def boot_id(self) -> str:
+        return self._boot_id
 
     def _write(
         self, what: str
@@ -558,69 +727,101 @@ class SqliteOutbox:
         )
 
     def append_many(
-        self, records: Sequence[Mapping[str, Any]], now_wall: float
+        self,
+        records: Sequence[Mapping[str, Any]],
+        now_wall: float,
+        held: Sequence[Held] = (),
     ) -> list[int]:
-        if not records:
+        if not records and not held:
             return []  # no transaction at all on a quiet tick (SD-card writes)
         # A Pi without a battery clock may boot in the past; never let created_wall
         # go backwards, or a later retention purge would see fresh records as old.
-        created = max(now_wall, self._meta["wall_high"] or now_wall)
+        # Only ready rows move the mark: a held row's time is a guess.
+        wall_high = max(now_wall, self._meta["wall_high"] or now_wall)
+        if not records:
+            wall_high = self._meta["wall_high"]
         first = self._next_seq
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         added = 0
-        for offset, record in enumerate(records):
+        for record in records:
             body = record_body(record)
             size = row_size(body)
             added += size
-            rows.append((self._boot, first + offset, created, size, body))
+            rows.append(
+                (self._boot, first + len(rows), wall_high, size, body, 0, None, None)
+            )
+        for h in held:
+            # created_wall is the guess too: the rebase moves it with the times.
+            body = record_body(h.record)
+            size = row_size(body) + HELD_OVERHEAD_BYTES
+            added += size
+            rows.append(
+                (
+                    self._boot,
+                    first + len(rows),
+                    now_wall,
+                    size,
+                    body,
+                    int(State.HELD),
+                    self._boot_id,
+                    h.offset_s,
+                )
+            )
         with self._write("append") as db:
             db.executemany(
-                "INSERT INTO records (boot, seq, created_wall, size, body) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO records (boot, seq, created_wall, size, body, state, "
+                "clock_boot, clock_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            self._set_meta(db, "wall_high", created)
+            if records:
+                self._set_meta(db, "wall_high", wall_high)
             stored = self._stored + added
-            pending = self._pending + len(rows)
+            pending = self._pending + len(records)
+            n_held = self._held + len(held)
             purged = dropped = 0
             if stored > self._max_bytes:
-                stored, purged, dropped = self._enforce_bound(db, stored)
-                pending -= dropped
+                stored, purged, dropped, dropped_held = self._enforce_bound(db, stored)
+                pending -= dropped - dropped_held
+                n_held -= dropped_held
                 self._set_meta(
                     db, "purged_delivered", self._meta["purged_delivered"] + purged
                 )
                 self._set_meta(db, "dropped_size", self._meta["dropped_size"] + dropped)
         # Only after COMMIT: a rolled-back tick changes nothing in memory either.
         self._next_seq = first + len(rows)
-        self._meta["wall_high"] = created
+        self._meta["wall_high"] = wall_high
         self._meta["purged_delivered"] += purged
         self._meta["dropped_size"] += dropped
-        self._stored, self._pending = stored, pending
+        self._stored, self._pending, self._held = stored, pending, n_held
         if dropped:
             _warn_dropped("size bound", dropped, int(self._meta["dropped_size"]))
         return list(range(first, first + len(rows)))
 
     def _enforce_bound(
         self, db: sqlite3.Connection, stored: int
-    ) -> tuple[int, int, int]:
-        """Delete delivered rows, then the oldest undelivered, until under the bound.
+    ) -> tuple[int, int, int, int]:
+        """Delete delivered rows, then the oldest undelivered (held or not), until
+        under the bound.
 
-        Returns (stored bytes after, delivered rows purged, undelivered rows dropped).
+        Returns (stored bytes after, delivered rows purged, undelivered rows dropped,
+        of which held).
         """
-        purged = dropped = 0
+        purged = dropped = dropped_held = 0
         for delivered in (True, False):
-            where = "state = 2" if delivered else "state < 2"
+            where = "state = 2" if delivered else "state != 2"
             while stored > self._max_bytes:
                 chunk = db.execute(
-                    f"SELECT id, size FROM records WHERE {where} "  # noqa: S608
+                    f"SELECT id, size, state FROM records WHERE {where} "  # noqa: S608
                     "ORDER BY id LIMIT ?",
                     (_DROP_CHUNK,),
                 ).fetchall()
                 if not chunk:
                     break
                 last_id = chunk[-1][0]
-                for row_id, size in chunk:
+                held = 0
+                for row_id, size, state in chunk:
                     stored -= size
+                    held += state == State.HELD
                     if stored <= self._max_bytes:
                         last_id = row_id
                         break
@@ -632,7 +833,42 @@ class SqliteOutbox:
                     purged += n
                 else:
                     dropped += n
-        return stored, purged, dropped
+                    dropped_held += held
+        return stored, purged, dropped, dropped_held
+
+    def rebase(self, offset_s: float, now_wall: float) -> int:
+        if self._held == 0:
+            return 0
+        with self._write("rebase") as db:
+            rows = db.execute(
+                "SELECT id, body, clock_offset, size FROM records "
+                "WHERE state = 3 AND clock_boot = ?",
+                (self._boot_id,),
+            ).fetchall()
+            updates = []
+            shrunk = 0
+            for row_id, body, guess, size in rows:
+                delta = offset_s - float(guess)
+                new = rebased_body(body, delta)
+                new_size = row_size(new)
+                shrunk += size - new_size
+                updates.append((new, new_size, delta, row_id))
+            db.executemany(
+                "UPDATE records SET state = 0, body = ?, size = ?, "
+                "created_wall = created_wall + ?, clock_boot = NULL, "
+                "clock_offset = NULL WHERE id = ?",
+                updates,
+            )
+            total = self._meta["rebased"] + len(updates)
+            if updates:
+                self._set_meta(db, "rebased", total)
+        self._meta["rebased"] = total
+        self._stored -= shrunk
+        self._pending += len(updates)
+        self._held -= len(updates)
+        if updates:
+            _LOGGER.info("outbox: %d held record(s) rebased", len(updates))
+        return len(updates)
 
     def claim(self, n: int) -> list[OutboxRecord]:
         if n <= 0 or self._pending == 0:
@@ -694,13 +930,25 @@ class SqliteOutbox:
     def purge(self, now_wall: float) -> PurgeResult:
         cutoff = now_wall - self._retention_s
         with self._write("purge") as db:
+            # Released unrebased: their created_wall is an unsynchronised guess, so
+            # their retention starts now (never purge fresh records by a guess).
+            db.execute(
+                "UPDATE records SET created_wall = MAX(created_wall, ?), "
+                "clock_boot = NULL WHERE clock_boot IS NOT NULL AND state != 3",
+                (now_wall,),
+            )
+            # Held rows are never judged by age: their times are not known yet.
             delivered, undelivered, size = db.execute(
                 "SELECT COALESCE(SUM(state = 2), 0), COALESCE(SUM(state < 2), 0), "
-                "COALESCE(SUM(size), 0) FROM records WHERE created_wall < ?",
+                "COALESCE(SUM(size), 0) FROM records "
+                "WHERE created_wall < ? AND state != 3",
                 (cutoff,),
             ).fetchone()
             if delivered or undelivered:
-                db.execute("DELETE FROM records WHERE created_wall < ?", (cutoff,))
+                db.execute(
+                    "DELETE FROM records WHERE created_wall < ? AND state != 3",
+                    (cutoff,),
+                )
                 self._set_meta(
                     db, "purged_delivered", self._meta["purged_delivered"] + delivered
                 )
@@ -746,6 +994,9 @@ class SqliteOutbox:
             dropped_size=int(self._meta["dropped_size"]),
             dropped_retention=int(self._meta["dropped_retention"]),
             purged_delivered=int(self._meta["purged_delivered"]),
+            held=int(counts.get(3, 0)),
+            rebased=int(self._meta["rebased"]),
+            released_unrebased=int(self._meta["released_unrebased"]),
         )
 
     def close(self) -> None:
@@ -775,6 +1026,7 @@ def open_outbox(
     max_mb: float,
     retention_days: float,
     synchronous: Synchronous = "normal",
+    boot_id: str | None = None,
 ) -> SqliteOutbox:
     """Open the unit's outbox with its configured bounds (gateway config `outbox`)."""
     return SqliteOutbox(
@@ -782,4 +1034,5 @@ def open_outbox(
         max_bytes=int(max_mb * 1024 * 1024),
         retention_s=retention_days * 86_400.0,
         synchronous=synchronous,
+        boot_id=boot_id,
     )

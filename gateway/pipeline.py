@@ -16,10 +16,12 @@ fed ends in exactly one of
 Gate and occupancy records are views of the same sightings, not extra outcomes.
 
 Time: the aggregators run on monotonic time; gateway/clock stamps wall time when
-records leave (and holds/rebases records made before the clock synchronised). For a
-recorded source the trace's own time is both (`Clock.fixed()`). A live shell calls
-`observe_clock(mono, wall, synced)` every tick; a report's `t` (the receiver's wall
-clock at reception) is mapped to monotonic time with the latest offset.
+records leave. For a recorded source the trace's own time is both (`Clock.fixed()`).
+A live shell calls `observe_clock(mono, wall, synced)` every tick (it returns the
+offset to rebase held records with when the clock has just synchronised); a report's
+`t` (the receiver's wall clock at reception) is mapped to monotonic time with the
+latest offset. Records made while the clock is not synchronised are not kept here:
+`take_held()` hands them over at once, for the shell to commit to the outbox held.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any, Protocol
 
 from gateway.aggregate import PresenceAggregator
 from gateway.bands import Bands
-from gateway.clock import Clock
+from gateway.clock import Clock, Held
 from gateway.config import GatewayConfig
 from gateway.gate import GateCounter, GateRules
 from gateway.models import Report, Sighting
@@ -175,7 +177,7 @@ class EdgePipeline:
         self.gatt = gatt
         # Recorded time (or a shell that never reads the clock): the report's own
         # time is wall time. A live shell's first observe_clock() switches to
-        # monotonic time with hold-and-rebase (gateway/clock).
+        # monotonic time; records made unsynchronised leave as Held (gateway/clock).
         self.clock = clock if clock is not None else Clock.fixed()
         self._clock_live = clock is not None
         self._clock_ignored = False
@@ -222,6 +224,7 @@ class EdgePipeline:
         self.reports = 0
         self.rejected: Counter[str] = Counter()
         self._out: list[dict[str, Any]] = []
+        self._held: list[Held] = []
         self._next_tick: float | None = None
         self._now = float("-inf")
         self._beacon_heard = False
@@ -233,8 +236,12 @@ class EdgePipeline:
 
     # ------------------------------------------------------------------ input
 
-    def observe_clock(self, mono_s: float, wall_s: float, synced: bool) -> None:
-        """A live shell's clock reading (every tick)."""
+    def observe_clock(self, mono_s: float, wall_s: float, synced: bool) -> float | None:
+        """A live shell's clock reading (every tick).
+
+        Returns wall - mono when the clock has just synchronised: the shell rebases
+        the held records of this boot with it (gateway/outbox `rebase`).
+        """
         if not self._clock_live:
             if self.reports:
                 # The aggregators already run on the report's own time: switching
@@ -242,12 +249,12 @@ class EdgePipeline:
                 _LOGGER.warning("clock readings arrived after reports; ignored")
                 self._clock_live = True
                 self._clock_ignored = True
-                return
-            self.clock = Clock(max_held=self.cfg.aggregation.max_held_records)
+                return None
+            self.clock = Clock()
             self._clock_live = True
         if self._clock_ignored:
-            return
-        self._out.extend(self.clock.observe(mono_s, wall_s, synced))
+            return None
+        return self.clock.observe(mono_s, wall_s, synced)
 
     def feed(self, reports: Report | Iterable[Report]) -> None:
         """One report, or a batch (the run daemon hands one poll's worth)."""
@@ -319,7 +326,9 @@ class EdgePipeline:
 
     def _emit(self, records: list[dict[str, Any]]) -> None:
         if records:
-            self._out.extend(self.clock.emit(records))
+            ready, held = self.clock.emit(records)
+            self._out.extend(ready)
+            self._held.extend(held)
 
     def _advance(self, now: float, *, final: bool = False) -> None:
         if now < self._now:
@@ -332,7 +341,9 @@ class EdgePipeline:
             self._next_tick = now + self.tick_s
 
     def flush(self, now: float) -> list[dict[str, Any]]:
-        """Records due by wall time `now` (every record made so far, clock permitting)."""
+        """Records due by wall time `now`, ready to publish (the clock synchronised).
+
+        Records made meanwhile on an unsynchronised clock are in `take_held()`."""
         if self.gatt is not None:
             self.gatt.pump(now)
         mono = now - self.clock.best_offset_s
@@ -343,7 +354,8 @@ class EdgePipeline:
         return out
 
     def close(self, now: float | None = None) -> list[dict[str, Any]]:
-        """End of input: close every stay; return every remaining record."""
+        """End of input: close every stay; return every remaining ready record (the
+        held ones are in `take_held()`)."""
         for report in self._merger.drain():
             self._sighting(report)
         self._emit(self.presence.close_all())
@@ -354,11 +366,17 @@ class EdgePipeline:
                 else max(self._now, now - self.clock.best_offset_s)
             )
             self._emit(self.occupancy.advance(end, final=True))
-        self._out.extend(self.clock.release_all())
         self.closed = True
         out = self._out
         self._out = []
         return out
+
+    def take_held(self) -> list[Held]:
+        """Records made on an unsynchronised clock since the last call: the shell
+        commits them to the outbox held, in the same transaction as `flush`'s."""
+        held = self._held
+        self._held = []
+        return held
 
     # the run daemon's names for the same thing
     def close_all(self, now: float | None = None) -> list[dict[str, Any]]:
@@ -396,9 +414,10 @@ class EdgePipeline:
             "chain_ambiguous": self.presence.chain_stats.ambiguous,
             "gate_passages": self.gate.passages if self.gate is not None else 0,
             "clock": {
-                "held": self.clock.held,
-                "rebased": self.clock.stats.rebased,
-                "released_unrebased": self.clock.stats.released_unrebased,
+                "synced": self.clock.synced,
+                "unsynced_records": self.clock.stats.unsynced,
+                "syncs": self.clock.stats.syncs,
+                "steps": self.clock.stats.steps,
             },
         }
 

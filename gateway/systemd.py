@@ -256,9 +256,50 @@ def adjtimex_state() -> int | None:
     return None if state < 0 else state
 
 
+# A file whose presence alone says "synchronised" (nothing else is asked). For a
+# site whose time comes from elsewhere (a GPS daemon that touches a file) and for the
+# tests, which must control the answer on a machine whose clock they cannot step.
+SYNC_MARKER_ENV: Final = "BLUEGATE_CLOCK_SYNC_MARKER"
+# The kernel's boot id: held records (gateway/outbox) carry it, because monotonic time
+# only means something within one boot. The variable overrides it (tests that stand
+# for a reboot without one).
+BOOT_ID_ENV: Final = "BLUEGATE_BOOT_ID"
+_BOOT_ID_PATH: Final = "/proc/sys/kernel/random/boot_id"
+_fallback_boot_id: str | None = None
+
+
+def boot_id(path: str = _BOOT_ID_PATH) -> str:
+    """This kernel boot's id (a new one after every reboot or power cut).
+
+    Unreadable: a random id for this process, so held records of an earlier process
+    are treated as another boot's -- released with their guess, never rebased with
+    an offset that may not apply to them."""
+    global _fallback_boot_id
+    override = os.environ.get(BOOT_ID_ENV)
+    if override:
+        return override
+    try:
+        with open(path, encoding="ascii") as fh:
+            value = fh.read().strip()
+    except OSError:
+        value = ""
+    if value:
+        return value
+    if _fallback_boot_id is None:
+        import uuid
+
+        _fallback_boot_id = "unknown-" + str(uuid.uuid4())
+        _LOGGER.warning("cannot read %s: treating this process as a new boot", path)
+    return _fallback_boot_id
+
+
 def clock_synchronised(marker: str = _TIMESYNC_MARKER) -> bool:
     """Whether wall time can be trusted: timesyncd's marker, else the kernel's state
-    (chrony and ntpd clear STA_UNSYNC, so adjtimex stops answering TIME_ERROR)."""
+    (chrony and ntpd clear STA_UNSYNC, so adjtimex stops answering TIME_ERROR).
+    With BLUEGATE_CLOCK_SYNC_MARKER set, only that file's presence counts."""
+    override = os.environ.get(SYNC_MARKER_ENV)
+    if override:
+        return os.path.exists(override)
     if os.path.exists(marker):
         return True
     state = adjtimex_state()

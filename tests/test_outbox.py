@@ -15,7 +15,10 @@ import textwrap
 
 import pytest
 
+from gateway.clock import Held
 from gateway.outbox import (
+    HELD_OVERHEAD_BYTES,
+    MIGRATIONS,
     ROW_OVERHEAD_BYTES,
     SCHEMA_VERSION,
     MemoryOutbox,
@@ -56,6 +59,7 @@ class Factory:
         self.opened: list = []
 
     def open(self, **kw):
+        kw.setdefault("boot_id", "boot-a")
         if self.kind == "memory":
             box = MemoryOutbox(self.store, **kw)
         else:
@@ -205,6 +209,107 @@ def test_health_figures(factory):
     assert health["dropped_size"] == 0
 
 
+# ------------------------------------------------ held (unsynchronised clock)
+
+GUESS = 50.0  # wall - mono of an unsynchronised clock that booted in 1970
+
+
+def held(i: int, mono: float) -> Held:
+    """A record made at monotonic `mono` on the unsynchronised clock."""
+    return Held(rec(i, t=mono + GUESS, clock="unsynced"), GUESS)
+
+
+def test_held_rows_are_committed_but_never_claimed(factory):
+    box = factory.open()
+    # One tick's transaction: ready records first, then held ones.
+    # (now_wall is the tick's wall clock, the unsynchronised guess: mono 20 + GUESS)
+    tick = [held(1, 10.0), held(2, 20.0)]
+    assert box.append_many([rec(0)], 20.0 + GUESS, tick) == [0, 1, 2]
+    assert box.pending() == 1
+    stats = box.stats()
+    assert (stats.ready, stats.held, stats.depth) == (1, 2, 1)
+    assert stats.as_health(T0)["held"] == 2
+    assert [c.seq for c in box.claim(10)] == [0]
+    assert box.claim(10) == []
+    box.close()
+    # A restart within the same kernel boot (systemd restarted the daemon): still
+    # held -- the monotonic clock they were stamped against still runs.
+    box = factory.open(boot_id="boot-a")
+    assert box.stats().held == 2
+    assert box.pending() == 1  # seq 0 came back from in-flight
+    assert box.append_many([], 30.0 + GUESS, [held(3, 30.0)]) == [0]
+    # The clock synchronises: wall - mono is T0 from now on.
+    assert box.rebase(T0, T0 + 100) == 3
+    assert box.rebase(T0, T0 + 100) == 0  # nothing left to rebase
+    stats = box.stats()
+    assert (stats.held, stats.rebased, stats.depth) == (0, 3, 4)
+    got = box.claim(10)
+    assert [(c.boot, c.seq) for c in got] == [(1, 0), (1, 1), (1, 2), (2, 0)]
+    for c, mono, tick_mono in zip(
+        got[1:], (10.0, 20.0, 30.0), (20.0, 20.0, 30.0), strict=True
+    ):
+        assert c.record["t"] == T0 + mono  # corrected
+        assert c.record["clock"] == "unsynced"  # provenance kept...
+        assert c.record["rebased"] is True  # ...and marked
+        assert c.created_wall == T0 + tick_mono  # moved by the same step
+    box.close()
+    assert factory.open(boot_id="boot-a").stats().rebased == 3
+
+
+def test_new_boot_releases_held_rows_unrebased(factory, caplog):
+    box = factory.open()
+    box.append_many([rec(0)], T0)
+    box.append_many([], 60.0, [held(1, 10.0)])
+    box.close()  # power cut before the clock ever synchronised
+    with caplog.at_level(logging.WARNING, logger="gateway.outbox"):
+        box = factory.open(boot_id="boot-b")
+    assert "rebased: false" in caplog.text
+    stats = box.stats()
+    assert (stats.held, stats.released_unrebased, stats.depth) == (0, 1, 2)
+    # This boot's sync says nothing about the last boot's monotonic clock.
+    assert box.rebase(T0 + 5_000, T0 + 6_000) == 0
+    got = box.claim(10)
+    assert [c.seq for c in got] == [0, 1]
+    assert got[1].record == {
+        **rec(1, t=10.0 + GUESS, clock="unsynced"),
+        "rebased": False,
+        "seq": 1,
+    }
+    box.close()
+    assert factory.open(boot_id="boot-c").stats().released_unrebased == 1
+
+
+def test_size_bound_counts_held_rows(factory):
+    size = rec_size(0)
+    held_size = len(record_body(held(0, 0.0).record).encode()) + ROW_OVERHEAD_BYTES
+    box = factory.open(max_bytes=3 * size + 2 * (held_size + HELD_OVERHEAD_BYTES))
+    box.append_many([], T0, [held(i, float(i)) for i in range(2)])
+    box.append_many([rec(i) for i in range(2, 5)], T0)
+    assert (box.stats().dropped_size, box.stats().held) == (0, 2)
+    box.append_many([rec(5)], T0)  # one too many: the oldest (held) row goes
+    stats = box.stats()
+    assert (stats.dropped_size, stats.held, stats.depth) == (1, 1, 4)
+    assert stats.stored_bytes <= stats.max_bytes
+    assert box.rebase(T0, T0) == 1
+    assert [c.seq for c in box.claim(10)] == [1, 2, 3, 4, 5]
+
+
+def test_retention_never_judges_by_an_unsynchronised_guess(factory):
+    box = factory.open(retention_s=DAY_S)
+    # Held rows stamped in 1970 by a clock that has not synchronised yet.
+    box.append_many([], 1000.0, [held(0, 0.0)])
+    assert box.purge(T0).undelivered == 0
+    assert box.stats().held == 1
+    box.close()
+    # A power cut: released unrebased, its age unknown. The first purge (against a
+    # synchronised clock) starts its retention; it expires a retention after that.
+    box = factory.open(retention_s=DAY_S, boot_id="boot-b")
+    assert box.purge(T0).undelivered == 0
+    assert box.pending() == 1
+    assert box.purge(T0 + 0.5 * DAY_S).undelivered == 0
+    assert box.purge(T0 + 1.5 * DAY_S).undelivered == 1
+
+
 # ------------------------------------------------------------ SQLite only
 
 
@@ -277,5 +382,36 @@ def test_sqlite_lock_released_when_holder_is_killed(tmp_path):
     try:
         assert box.boot == 2
         assert [(c.boot, c.seq) for c in box.claim(5)] == [(1, 0)]
+    finally:
+        box.close()
+
+
+def test_sqlite_migrates_a_version_1_file(tmp_path):
+    """A unit upgraded in the field: its v1 outbox keeps every row and gains held."""
+    path = str(tmp_path / "o.sqlite")
+    db = sqlite3.connect(path)
+    for statement in MIGRATIONS[0]:
+        db.execute(statement)
+    db.execute("INSERT INTO meta (key, value) VALUES ('boot', 4)")
+    body = record_body(rec(0))
+    db.execute(
+        "INSERT INTO records (boot, seq, created_wall, state, size, body) "
+        "VALUES (4, 7, ?, 1, ?, ?)",
+        (T0, len(body) + ROW_OVERHEAD_BYTES, body),
+    )
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    box = SqliteOutbox(path, boot_id="boot-a")
+    try:
+        assert (
+            box._db.execute("PRAGMA user_version").fetchone()[0] == 2 == SCHEMA_VERSION
+        )
+        assert box.boot == 5
+        assert box.pending() == 1  # the v1 in-flight row, back to ready
+        assert box.append_many([], T0, [held(1, 1.0)]) == [0]
+        assert [(c.boot, c.seq) for c in box.claim(5)] == [(4, 7)]
+        assert box.rebase(T0, T0) == 1
+        assert box.claim(5)[0].record["rebased"] is True
     finally:
         box.close()

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from gateway.config import GatewayConfig, SiteBeacon, ZoneConfig
 from gateway.models import AddrType, Report
+from gateway.outbox import MemoryOutbox
 from gateway.pipeline import EdgePipeline
 
 T0 = 1_596_866_400.0
@@ -107,19 +108,39 @@ def test_entrance_gate_records():
 
 
 def test_live_clock_jump_rebases_held_records():
+    """Unsynced records leave the pipeline at once (held, not kept in RAM); the sync
+    yields the offset with which the outbox rebases them."""
     p = EdgePipeline(cfg())
-    p.observe_clock(10.0, 10.0, False)  # booted in 1970
+    box = MemoryOutbox(boot_id="boot-a")
+    assert p.observe_clock(10.0, 10.0, False) is None  # booted in 1970
     for i in range(30):
         p.feed(rep(10.0 + i * 2, gaen(b"\x07" * 16)))
-    assert [r for r in p.flush(200.0) if r["kind"] == "presence"] == []  # held
-    p.observe_clock(250.0, T0 + 250.0, True)  # NTP step
-    out = p.flush(T0 + 260.0) + p.close()
+    assert p.flush(200.0) == []  # nothing ready to publish...
+    held = p.take_held()
+    assert p.take_held() == []  # ...and nothing kept: it is the shell's now
+    pres = [h for h in held if h.record["kind"] == "presence"]
+    assert len(pres) == 1
+    assert pres[0].record["clock"] == "unsynced"
+    assert "rebased" not in pres[0].record
+    assert (pres[0].record["start"], pres[0].record["end"]) == (10.0, 68.0)
+    box.append_many([], 200.0, held)
+    assert box.claim(100) == []  # held rows are never handed out
+    offset = p.observe_clock(250.0, T0 + 250.0, True)  # NTP step
+    assert offset == T0
+    assert box.rebase(offset, T0 + 250.0) == len(held)
+    out = [c.record for c in box.claim(100)]
+    out += p.flush(T0 + 260.0) + p.close()
+    assert p.take_held() == []
     pres = [r for r in out if r["kind"] == "presence"]
     assert len(pres) == 1
     assert pres[0]["clock"] == "unsynced"
     assert pres[0]["rebased"] is True
     assert pres[0]["start"] == T0 + 10.0
     assert pres[0]["end"] == T0 + 68.0
+    # Occupancy made after the sync is stamped synced, on the same time line.
+    occ = [r for r in out if r["kind"] == "occupancy"]
+    assert {r["clock"] for r in occ} == {"synced", "unsynced"}
+    assert all(T0 <= r["t"] < T0 + 400 for r in occ)
 
 
 payloads = st.one_of(

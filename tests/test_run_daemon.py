@@ -70,8 +70,15 @@ class Unit:
         *,
         quiet: float = 300,
         source: str = "bluepy:hci0",
+        synced: bool = True,
+        boot_id: str = "boot-test-1",
     ) -> None:
         self.tmp = tmp_path
+        # The daemon's "clock synchronised" answer is this file's presence
+        # (gateway/systemd BLUEGATE_CLOCK_SYNC_MARKER); the test steps the "clock".
+        self.sync_marker = tmp_path / "clock-synchronised"
+        if synced:
+            self.sync_marker.touch()
         self.cfg = tmp_path / "gw.yaml"
         self.cfg.write_text(
             CONFIG.format(port=port, tmp=tmp_path, quiet=quiet, source=source)
@@ -112,6 +119,8 @@ class Unit:
             "BLUEGATE_FAKE_HELPER": str(radio / "scenario.json"),
             "BLUEGATE_TEST_HELPER_EXE": str(exe),
             "PYTHONPATH": os.pathsep.join([str(site), str(REPO)]),
+            "BLUEGATE_CLOCK_SYNC_MARKER": str(self.sync_marker),
+            "BLUEGATE_BOOT_ID": boot_id,
         }
         env.pop("WATCHDOG_PID", None)
         env.pop("JOURNAL_STREAM", None)
