@@ -618,6 +618,11 @@ def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _when(iso: str | None) -> str:
+    """'2026-03-02T07:00:00.074Z' -> '2026-03-02 07:00' (UTC; the page says so)."""
+    return "" if not iso else html.escape(iso[:10] + " " + iso[11:16])
+
+
 def export_html(case: dict[str, Any]) -> str:
     """Pure: a printable page of the case (A4, no script, no external resource)."""
     rule = case["params"]["rule"]
@@ -638,13 +643,13 @@ def export_html(case: dict[str, Any]) -> str:
         f"<tr><td>Subject</td><td>{_esc(case['subject_kind'])} {_esc(case['subject'])}</td></tr>",
         f"<tr><td>Label</td><td>{_esc(case['label'])}</td></tr>",
         f"<tr><td>Status</td><td>{_esc(case['status'])}</td></tr>",
-        f"<tr><td>Window</td><td>{_esc(case['from'])} to {_esc(case['to'])} "
+        f"<tr><td>Window</td><td>{_when(case['from'])} to {_when(case['to'])} "
         f"({_esc(wr['days_before'])} days before {_esc(wr['basis'])} date "
         f"{_esc(wr['reference_date'])}, until {_esc(wr['until'])})</td></tr>",
         f"<tr><td>Rule</td><td>F1: {_esc(rule['min_minutes'])} min cumulative in "
         f"{_esc(rule['window_h'])} h; open zones need bands "
         f"{_esc(', '.join(rule['near_bands']))}; depth {_esc(case['depth'])}</td></tr>",
-        f"<tr><td>Traced</td><td>{_esc(case['computed_at'])}</td></tr>",
+        f"<tr><td>Traced</td><td>{_when(case['computed_at'])} (all times UTC)</td></tr>",
         "</table>",
     ]
     for w in case.get("warnings", []):
@@ -656,7 +661,7 @@ def export_html(case: dict[str, Any]) -> str:
     for e in case["exposures"]:
         out.append(  # noqa: PERF401 - readability
             f"<tr><td>{_esc(e['zone'])}</td><td>{_esc(e['gateway'])}</td>"
-            f"<td>{_esc(e['from'])}</td><td>{_esc(e['to'])}</td></tr>"
+            f"<td>{_when(e['from'])}</td><td>{_when(e['to'])}</td></tr>"
         )
     out.append("</table>")
     out.append(f"<h2>Contacts ({len(contacts)})</h2>")
@@ -675,8 +680,8 @@ def export_html(case: dict[str, Any]) -> str:
         out.append(
             f"<tr><td>F{c['level']}</td><td>{_esc(who)}{sub}</td>"
             f"<td>{_esc(c['employer'])}</td><td>{_esc(c['phone'])}</td>"
-            f"<td>{_esc(c['zone'])}</td><td>{_esc(c['first'])}</td>"
-            f"<td>{_esc(c['last'])}</td><td>{_esc(c['minutes'])}</td>"
+            f"<td>{_esc(c['zone'])}</td><td>{_when(c['first'])}</td>"
+            f"<td>{_when(c['last'])}</td><td>{c['minutes']:.0f}</td>"
             f"<td>{_esc(c['class'])}</td><td>{_esc(c['status'])}</td>"
             f"<td>{_esc(' '.join(c['via']))}</td></tr>"
         )
@@ -687,7 +692,7 @@ def export_html(case: dict[str, Any]) -> str:
         )
         for n in case["notes"]:
             out.append(  # noqa: PERF401 - readability
-                f"<tr><td>{_esc(n['t'])}</td><td>{_esc(n['author'])}</td>"
+                f"<tr><td>{_when(n['t'])}</td><td>{_esc(n['author'])}</td>"
                 f"<td>{_esc(n['text'])}</td></tr>"
             )
         out.append("</table>")

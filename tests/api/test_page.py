@@ -137,6 +137,8 @@ def test_case_lookup_chart_gate_and_fleet(
     page.wait_for_selector("#gate-table tbody tr")
     assert page.locator("#gate-table tbody tr").count() == 8
     assert page.locator("#gate-chart svg rect.in").count() == 24
+    assert "Nguyen Van An" in page.inner_text("#gate-table")
+    page.screenshot(path=str(artifacts_dir / "ops-gate-desktop.png"), full_page=True)
 
     # Fleet table: four gateways, the offline one flagged down.
     page.click("#tabs button[data-tab=fleet]")
