@@ -668,9 +668,10 @@ def _case_call(fn: Callable[[], Any]) -> Any:
 
 
 def h_cases_list(req: Request) -> Response:
-    out = cases.list_cases(
-        req.store, status=req.args.get("status"), subject=req.args.get("subject")
-    )
+    subject = req.args.get("subject")
+    if subject is not None and ":" in subject:
+        subject = subject.lower()  # device keys are stored lower-case
+    out = cases.list_cases(req.store, status=req.args.get("status"), subject=subject)
     return Response({"cases": out}, len(out))
 
 
