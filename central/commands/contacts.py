@@ -34,7 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     who.add_argument(
         "--bluezone-daily-key",
         metavar="HEX",
-        help="a daily key disclosed by the case (64 hex)",
+        help="a daily key disclosed by the case (64 hex; '-' reads it from stdin, "
+        "so it stays out of the process list and shell history)",
     )
     parser.add_argument(
         "--key-date", metavar="DATE", help="the UTC day of --bluezone-daily-key"
@@ -114,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     if args.bluezone_daily_key is not None:
         if args.key_date is None:
             raise UsageError("--bluezone-daily-key needs --key-date")
+        if args.bluezone_daily_key == "-":
+            args.bluezone_daily_key = sys.stdin.readline().strip()
         try:
             seed = contacts_mod.bluezone_seed(
                 args.bluezone_daily_key,

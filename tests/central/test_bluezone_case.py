@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
 
@@ -105,14 +106,17 @@ def test_a_later_day_is_reached_through_the_hash_chain(store, shared_data):
     assert [e["from"] for e in answer["exposures"]] == ["2020-08-09T01:00:00Z"]
 
 
-def test_saved_extract_keeps_derived_ids_not_the_key(tmp_path, shared_data, capsys):
+def test_saved_extract_keeps_derived_ids_not_the_key(
+    tmp_path, shared_data, capsys, monkeypatch
+):
     from central.cli import main
     from central.store import open_store
 
     daily, ids = vectors(shared_data)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("storage: sqlite:c.sqlite\n")
-    code = main(["contacts", "--config", str(cfg), "--bluezone-daily-key", daily,
+    monkeypatch.setattr("sys.stdin", io.StringIO(daily + "\n"))
+    code = main(["contacts", "--config", str(cfg), "--bluezone-daily-key", "-",
                  "--key-date", "2020-08-08", "--from", "2020-08-08T05:00:00Z",
                  "--to", "2020-08-08T07:00:00Z", "--save", "case-bz"])  # fmt: skip
     assert code == 0
