@@ -28,7 +28,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -41,7 +41,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from central.config import CentralConfig, password
 from central.records import batch_rows
-from central.store import SqlStore, open_store
+from central.store import SqlStore, is_transient, open_store
 from gateway.envelope import BatchRejected, decode_batch, parse_topic
 
 _LOGGER = logging.getLogger(__name__)
@@ -199,6 +199,41 @@ class MessageProcessor:
                 return
             self.store.set_health(gateway, site, health, self.now())
             self.counters.health += 1
+
+    def store_group(self, messages: list[tuple[str, bytes]]) -> None:
+        """Store messages in one transaction. If the store refuses one (a value the
+        engine rejects: a NUL in text for PostgreSQL, an out-of-range integer), store
+        them one by one and quarantine the one refused as `store-rejected`, so a poison
+        batch never blocks the worker. Transient errors (database down or locked)
+        propagate: the caller holds the messages unacknowledged and retries."""
+        saved = replace(self.counters, by_reason=dict(self.counters.by_reason))
+        try:
+            with self.store.transaction():
+                for topic, payload in messages:
+                    self.process(topic, payload)
+            return
+        except Exception as exc:
+            self.counters = saved
+            if is_transient(exc) or len(messages) == 0:
+                raise
+        for topic, payload in messages:
+            saved = replace(self.counters, by_reason=dict(self.counters.by_reason))
+            try:
+                with self.store.transaction():
+                    self.process(topic, payload)
+            except Exception as exc:
+                self.counters = saved
+                if is_transient(exc):
+                    raise
+                parsed = parse_topic(topic, self.prefix)
+                self._quarantine(
+                    topic,
+                    parsed[0] if parsed else None,
+                    parsed[1] if parsed else None,
+                    "store-rejected",
+                    f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
+                    payload,
+                )
 
     def _records(self, topic: str, site: str, gateway: str, payload: bytes) -> None:
         key = self._key_for(gateway)
@@ -368,9 +403,7 @@ class IngestWorker:
         delay = 0.5
         while True:
             try:
-                with self.processor.store.transaction():
-                    for msg in group:
-                        self.processor.process(msg.topic, bytes(msg.payload))
+                self.processor.store_group([(m.topic, bytes(m.payload)) for m in group])
                 break
             except Exception as exc:  # noqa: BLE001 - storage down: hold and retry
                 self.processor.counters.store_errors += 1

@@ -39,6 +39,7 @@ class BatchRows:
         return len(self.presence) + len(self.gate) + len(self.occupancy)
 
 
+_INT64 = 2**63
 _NUMBER = (int, float)  # exact types: bool is excluded on purpose
 _BANDS = ("immediate", "near", "far")
 
@@ -76,6 +77,9 @@ def batch_rows(body: dict[str, Any], received: float) -> BatchRows:
     boot = int(body["boot"])
     records = body["records"]
     seqs = [int(r["seq"]) for r in records]
+    # Both engines store 64-bit signed integers; larger would poison the insert.
+    if boot >= _INT64 or max(seqs) >= _INT64 or int(body["seq"]) >= _INT64:
+        raise BatchRejected("bad-record", "boot and seq must be below 2**63")
     if len(set(seqs)) != len(seqs):
         raise BatchRejected("bad-record", "two records share a seq")
     sent: Any = body.get("sent")
@@ -133,7 +137,7 @@ def batch_rows(body: dict[str, Any], received: float) -> BatchRows:
                 (
                     gateway, boot, seq, site, zone, zone_kind, key,
                     json.dumps(sorted({key, *chained})) if chained else None,
-                    start, end, n if type(n) is int else None,
+                    start, end, n if type(n) is int and 0 <= n < _INT64 else None,
                     _opt_number(get("rssi_min"), index, "rssi_min"),
                     _opt_number(get("rssi_median"), index, "rssi_median"),
                     _opt_number(get("rssi_max"), index, "rssi_max"),
@@ -164,7 +168,7 @@ def batch_rows(body: dict[str, Any], received: float) -> BatchRows:
             )  # fmt: skip
         else:  # occupancy (envelope.parse_body allows only the three kinds)
             count = get("count")
-            if type(count) is not int or count < 0:
+            if type(count) is not int or not 0 <= count < _INT64:
                 raise _bad(index, "count must be a whole number")
             out.occupancy.append(
                 (gateway, boot, seq, site, _opt_text(get("zone"), index, "zone"),

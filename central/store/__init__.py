@@ -828,6 +828,20 @@ class SqlStore(abc.ABC):
 Store = SqlStore
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A storage error worth retrying (engine down, locked, connection lost), as
+    opposed to the engine refusing this data."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError | StoreError):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is in the central extra
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
 def open_store(url: str, *, migrate: bool = True) -> SqlStore:
     """`sqlite:///path` or `postgresql://...`; applies pending migrations by default."""
     store: SqlStore

@@ -316,3 +316,20 @@ def test_overlapping_assignments_are_refused_with_file_and_line(store, tmp_path)
     moved.write_text("gateway,zone,from,to\ngw-bus,bus-07,2020-08-08T11:00:00Z,\n")
     with pytest.raises(refdata.InputError, match="gateway 'gw-bus'"):
         refdata.import_items(store, refdata.read_file(str(moved)))
+
+
+def test_a_batch_the_engine_refuses_is_quarantined_not_retried_forever(store):
+    proc = processor(store, require=False)
+    huge = batch([presence("k:1", T0, T0 + 60, seq=2**64)], None)
+    # PostgreSQL refuses NUL in text; SQLite stores it: either way the worker goes on.
+    nul = batch([presence("k:\x00", T0, T0 + 60, seq=1)], None)
+    good = batch([presence("k:2", T0, T0 + 60, seq=2)], None)
+    proc.store_group([(topic(), huge), (topic(), nul), (topic(), good)])
+    reasons = store.stats()["quarantined_by_reason"]
+    if store.dialect == "postgres":
+        assert reasons == {"bad-record": 1, "store-rejected": 1}
+        assert store.stats()["records"]["presence"] == 1
+    else:
+        assert reasons == {"bad-record": 1}
+        assert store.stats()["records"]["presence"] == 2
+    assert proc.counters.quarantined == sum(reasons.values())
