@@ -88,6 +88,10 @@ class Clock:
         self.synced = False
         self._sync_offset: float | None = None  # wall - mono, learnt while synced
         self._guess_offset = 0.0  # wall - mono of the unsynchronised clock
+        # The offset before the latest step, and the latest reading's mono: reports
+        # stamped just before a step reach the pipeline just after it (`to_mono`).
+        self._prev_offset: float | None = None
+        self._last_mono: float | None = None
         self.stats = ClockStats()
 
     @classmethod
@@ -119,6 +123,13 @@ class Clock:
         left by an earlier process of the same boot are rebased then too.
         """
         offset = wall_s - mono_s
+        current = self.best_offset_s
+        if (
+            self._last_mono is not None
+            and abs(offset - current) > self.step_tolerance_s
+        ):
+            self._prev_offset = current
+        self._last_mono = mono_s
         if not synced:
             if self.synced:
                 _LOGGER.info("wall clock no longer synchronised: records are held")
@@ -141,6 +152,20 @@ class Clock:
         self.stats.syncs += 1
         _LOGGER.info("wall clock synchronised: held records are rebased")
         return offset
+
+    def to_mono(self, wall_s: float) -> float:
+        """Monotonic time of a report stamped with the wall clock at `wall_s`.
+
+        A report received just before a step is stamped with the old clock but fed
+        after the reading that saw the step: of the two offsets, the one that puts
+        it nearer the latest reading is right (steps are large, delays are not)."""
+        mono = wall_s - self.best_offset_s
+        if self._prev_offset is None or self._last_mono is None:
+            return mono
+        before = wall_s - self._prev_offset
+        if abs(before - self._last_mono) < abs(mono - self._last_mono):
+            return before
+        return mono
 
     def emit(
         self, records: Iterable[dict[str, Any]]

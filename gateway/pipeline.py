@@ -273,8 +273,7 @@ class EdgePipeline:
             self._sighting(merged)
 
     def _sighting(self, report: Report) -> None:
-        offset = self.clock.best_offset_s
-        t = report.t - offset  # monotonic time of the report
+        t = self.clock.to_mono(report.t)  # monotonic time of the report
         if self._next_tick is None:
             self._next_tick = t + self.tick_s
         elif t >= self._next_tick:

@@ -72,6 +72,8 @@ class Unit:
         source: str = "bluepy:hci0",
         synced: bool = True,
         boot_id: str = "boot-test-1",
+        outbox: Path | None = None,
+        unsynced_skew_s: float = 0.0,
     ) -> None:
         self.tmp = tmp_path
         # The daemon's "clock synchronised" answer is this file's presence
@@ -80,9 +82,10 @@ class Unit:
         if synced:
             self.sync_marker.touch()
         self.cfg = tmp_path / "gw.yaml"
-        self.cfg.write_text(
-            CONFIG.format(port=port, tmp=tmp_path, quiet=quiet, source=source)
-        )
+        text = CONFIG.format(port=port, tmp=tmp_path, quiet=quiet, source=source)
+        if outbox is not None:
+            text = text.replace(f"{tmp_path}/data/outbox.sqlite", str(outbox))
+        self.cfg.write_text(text)
         radio = tmp_path / "radio"
         radio.mkdir()
         scenario = {
@@ -102,6 +105,17 @@ class Unit:
             "if exe:\n"
             "    from bluepy import btle\n"
             "    btle.helperExe = exe\n"
+            # A Pi that booted without a battery clock: until the "clock
+            # synchronised" marker appears, its wall clock is this far behind.
+            "skew = float(os.environ.get('BLUEGATE_TEST_UNSYNCED_SKEW_S') or 0)\n"
+            "marker = os.environ.get('BLUEGATE_CLOCK_SYNC_MARKER')\n"
+            "if skew and marker:\n"
+            "    import time\n"
+            "    _real = time.time\n"
+            "    def _time():\n"
+            "        now = _real()\n"
+            "        return now if os.path.exists(marker) else now - skew\n"
+            "    time.time = _time\n"
         )
         self.helper_log = radio / "helper.log"
         self.sock_path = tmp_path / "notify.sock"
@@ -121,6 +135,7 @@ class Unit:
             "PYTHONPATH": os.pathsep.join([str(site), str(REPO)]),
             "BLUEGATE_CLOCK_SYNC_MARKER": str(self.sync_marker),
             "BLUEGATE_BOOT_ID": boot_id,
+            "BLUEGATE_TEST_UNSYNCED_SKEW_S": str(unsynced_skew_s),
         }
         env.pop("WATCHDOG_PID", None)
         env.pop("JOURNAL_STREAM", None)
@@ -186,6 +201,17 @@ class Unit:
         self._stop.set()
         self._reader.join(2)
         self.sock.close()
+
+
+def outbox_held(path: Path) -> list[tuple[str, dict]]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT clock_boot, body FROM records WHERE state = 3 ORDER BY boot, seq"
+        ).fetchall()
+    finally:
+        db.close()
+    return [(b, json.loads(body)) for b, body in rows]
 
 
 def outbox_rows(path: Path) -> list[tuple[int, int, int, dict]]:
@@ -535,3 +561,129 @@ def test_recorded_source_plays_shifted_to_now_then_idles(
     for r in presence:
         assert abs(r["start"] - started_wall) < 3.0, r
         assert 1.5 <= r["end"] - r["start"] <= 2.5, r
+
+
+SKEW_S = 1_000_000.0  # ~11.6 days: the unsynchronised wall clock's error
+
+
+def _commit_stays_by_reload(unit: Unit, near: str, to: str) -> None:
+    """A SIGHUP that rebuilds the aggregation commits every open stay now."""
+    unit.cfg.write_text(unit.cfg.read_text().replace(near, to))
+    t_hup = time.monotonic()
+    unit.proc.send_signal(signal.SIGHUP)
+    unit.wait_for("RELOADING=1", after=t_hup)
+    unit.wait_for("READY=1", after=t_hup)
+
+
+def _wait(pred, what: str, unit: Unit, timeout_s: float = 10.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"{what}\n{unit.stderr()[-3000:]}")
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+def test_unsynced_records_survive_power_cut_and_rebase_at_sync(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """A bus Pi with no network: what it records before the clock synchronises is on
+    disk at once (held), survives SIGKILL, is released unrebased by the next boot, and
+    a boot whose clock synchronises mid-way publishes its held records rebased."""
+    box = tmp_path / "outbox.sqlite"
+    radio = {"adv": [gaen_adv(i) for i in range(DEVICES)], "interval_s": 0.01}
+    # -- boot 1: never synchronised, then the power is cut.
+    (tmp_path / "a").mkdir()
+    a = Unit(
+        tmp_path / "a",
+        mosquitto.port,
+        {**radio, "repeat": 60},
+        synced=False,
+        boot_id="boot-1",
+        outbox=box,
+        unsynced_skew_s=SKEW_S,
+    )
+    try:
+        a.wait_for("READY=1")
+        started_a = time.time()
+        time.sleep(1.0)
+        _commit_stays_by_reload(a, "near_dbm: -75", "near_dbm: -70")
+        held = _wait(
+            lambda: [r for _, r in outbox_held(box) if r["kind"] == "presence"],
+            "boot 1 committed no held presence record",
+            a,
+        )
+        a.proc.kill()  # power cut: no SIGTERM, no shutdown path
+        a.proc.wait()
+    finally:
+        a.close()
+    rows = outbox_held(box)
+    assert {b for b, _ in rows} == {"boot-1"}
+    assert all(r["clock"] == "unsynced" and "rebased" not in r for _, r in rows)
+    # Stamped with the unsynchronised clock's guess: SKEW_S behind the truth.
+    assert all(abs(r["start"] - (started_a - SKEW_S)) < 10 for r in held), held
+    n_a = len(rows)
+
+    # -- boot 2: starts unsynchronised, synchronises mid-way, publishes.
+    sub = Subscriber(mosquitto.port)
+    (tmp_path / "b").mkdir()
+    b = Unit(
+        tmp_path / "b",
+        mosquitto.port,
+        {**radio, "repeat": 60},
+        synced=False,
+        boot_id="boot-2",
+        outbox=box,
+        unsynced_skew_s=SKEW_S,
+    )
+    try:
+        b.wait_for("READY=1")
+        started_b = time.time()
+        # Boot 1's held rows can never be rebased: released, published, marked.
+        _wait(
+            lambda: len([k for k in sub.records if k[0] == 1]) == n_a,
+            "boot 1's records were not published",
+            b,
+        )
+        time.sleep(max(0.0, 1.0 - (time.time() - started_b)))
+        _commit_stays_by_reload(b, "near_dbm: -75", "near_dbm: -70")
+        _wait(
+            lambda: any(r["kind"] == "presence" for _, r in outbox_held(box)),
+            "boot 2 committed no held presence record",
+            b,
+        )
+        assert not [k for k in sub.records if k[0] == 2], "held records published"
+        b.sync_marker.touch()  # NTP: the wall clock steps forward by SKEW_S
+        synced_at = time.time()
+        rebased = _wait(
+            lambda: [
+                r
+                for (bt, _), r in sub.records.items()
+                if bt == 2 and r["kind"] == "presence" and r["clock"] == "unsynced"
+            ],
+            "boot 2's rebased records were not published",
+            b,
+        )
+        assert outbox_held(box) == []
+        rc, _ = b.terminate()
+        assert rc == 0, b.stderr()
+    finally:
+        b.close()
+        sub.close()
+    released = [r for (bt, _), r in sub.records.items() if bt == 1]
+    assert len(released) == n_a
+    for r in released:
+        assert (r["clock"], r["rebased"]) == ("unsynced", False)
+    assert sum(r["n"] for r in released if r["kind"] == "presence") == sum(
+        r["n"] for r in held
+    )
+    for r in rebased:
+        assert (r["clock"], r["rebased"]) == ("unsynced", True)
+        # Corrected: on the true time line, not SKEW_S behind it.
+        assert started_b - 5 < r["start"] <= r["end"] < synced_at + 1, r
+    # Every record of boot 2 went out: held ones rebased, later ones synced.
+    boot2 = [r for (bt, _), r in sub.records.items() if bt == 2]
+    assert {r["clock"] for r in boot2 if "rebased" not in r} <= {"synced"}
