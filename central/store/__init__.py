@@ -38,6 +38,12 @@ PRESENCE_INSERT_COLS = (
     "rssi_min, rssi_median, rssi_max, immediate_s, near_s, far_s, clock, received"
 )
 IN_CHUNK = 500
+PRESENCE_UPSERT = (
+    "ON CONFLICT (gateway, boot, seq) DO UPDATE SET "
+    "t_end = excluded.t_end, n = excluded.n, keys = excluded.keys, "
+    "immediate_s = excluded.immediate_s, near_s = excluded.near_s, "
+    "far_s = excluded.far_s"
+)
 
 
 class StoreError(Exception):
@@ -87,6 +93,16 @@ class SqlStore(abc.ABC):
 
     @abc.abstractmethod
     def _insert_id(self, sql: str, params: Sequence[Any]) -> int: ...
+
+    def _upsert_many(
+        self, table: str, columns: str, conflict: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """INSERT ... `conflict` for every row (PostgreSQL overrides with COPY)."""
+        n = len(columns.split(","))
+        self._executemany(
+            f"INSERT INTO {table} ({columns}) VALUES ({_marks(n)}) {conflict}",  # noqa: S608 - constant SQL, values bound
+            rows,
+        )
 
     @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[None]: ...
@@ -163,13 +179,8 @@ class SqlStore(abc.ABC):
             # Records are immutable per (gateway, boot, seq); a batch re-cut by the
             # gateway after a restart may repeat some, so they upsert individually.
             if batch.presence:
-                self._executemany(
-                    f"INSERT INTO presence ({PRESENCE_INSERT_COLS}) VALUES "  # noqa: S608 - constant SQL, values bound
-                    f"({_marks(19)}) ON CONFLICT (gateway, boot, seq) DO UPDATE SET "
-                    "t_end = excluded.t_end, n = excluded.n, keys = excluded.keys, "
-                    "immediate_s = excluded.immediate_s, near_s = excluded.near_s, "
-                    "far_s = excluded.far_s",
-                    batch.presence,
+                self._upsert_many(
+                    "presence", PRESENCE_INSERT_COLS, PRESENCE_UPSERT, batch.presence
                 )
             if batch.extra_keys:
                 self._executemany(

@@ -36,6 +36,7 @@ class PostgresStore(SqlStore):
                 f"cannot connect to PostgreSQL: {exc}".splitlines()[0]
             ) from None
         self._tx: Any = None
+        self._staging: set[str] = set()
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._conn.cursor() as cur:
@@ -57,6 +58,33 @@ class PostgresStore(SqlStore):
             row = cur.fetchone()
             assert row is not None
             return int(row[0])
+
+    def _upsert_many(
+        self, table: str, columns: str, conflict: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """The same upsert through COPY into a temporary table, then one
+        INSERT ... SELECT ... ON CONFLICT: several times faster than row-by-row for a
+        500-record batch. Rows within one call have distinct keys (records.py checks
+        seqs are unique per batch), as ON CONFLICT DO UPDATE requires."""
+        if len(rows) < 20:
+            super()._upsert_many(table, columns, conflict, rows)
+            return
+        staging = f"staging_{table}"
+        with self._conn.cursor() as cur:
+            if staging not in self._staging:
+                cur.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
+                    f"(LIKE {table} INCLUDING DEFAULTS)"
+                )
+                self._staging.add(staging)
+            cur.execute(f"TRUNCATE {staging}")
+            with cur.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "  # noqa: S608 - constant SQL
+                f"{conflict}"
+            )
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

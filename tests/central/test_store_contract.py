@@ -30,18 +30,18 @@ def test_batch_is_stored_once_and_records_upsert(store):
     proc = processor(store)
     recs = [
         presence("ibeacon:a:1:1", T0 + i * 60, T0 + i * 60 + 50, seq=i)
-        for i in range(5)
+        for i in range(40)  # >= 20: the COPY path on PostgreSQL
     ]
     payload = batch(recs, key)
     proc.process(topic(), payload)
     proc.process(topic(), payload)  # MQTT redelivery
-    # The gateway re-cut its outbox after a restart: seqs 3..6 in a new batch.
+    # The gateway re-cut its outbox after a restart: seqs 3..41 in a new batch.
     recut = recs[3:] + [
-        presence("ibeacon:a:1:1", T0 + 900, T0 + 950, seq=n) for n in (5, 6)
+        presence("ibeacon:a:1:1", T0 + 900, T0 + 950, seq=n) for n in (40, 41)
     ]
     proc.process(topic(), batch(recut, key))
     stats = store.stats()
-    assert stats["records"]["presence"] == 7
+    assert stats["records"]["presence"] == 42
     assert stats["batches"] == 2
     assert proc.counters.duplicates == 1
     assert stats["quarantined"] == 0
