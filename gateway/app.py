@@ -442,6 +442,7 @@ class Daemon:
         try:
             source = self._open_source(cfg)
             pipeline = self.factories.pipeline(cfg)
+            self._observe_clock(pipeline, self.mono(), self.wall())
             publisher = self._start_publisher(cfg, outbox)
         except BaseException:
             outbox.close()
@@ -508,17 +509,7 @@ class Daemon:
             self.counters.reports += len(reports)
             self.counters.recent.append((now_mono, len(reports)))
         self._note_liveness(parts.source)
-        if not self.cfg.source.startswith(RECORDED_PREFIXES):
-            # Live reports carry the receiver's wall clock: tell the pipeline how it
-            # relates to monotonic time and whether it is synchronised (design.md,
-            # Time). A recording keeps its own (shifted) time base.
-            observe = getattr(parts.pipeline, "observe_clock", None)
-            if callable(observe):
-                synced_offset = observe(
-                    now_mono, now_wall, systemd.clock_synchronised()
-                )
-                if isinstance(synced_offset, float):
-                    self.rebase_offset = synced_offset
+        self._observe_clock(parts.pipeline, now_mono, now_wall)
         parts.pipeline.feed(reports)
         self._commit(parts, parts.pipeline.flush(now_wall), now_wall, now_mono)
         self._note_beacon(parts.pipeline, now_mono)
@@ -534,6 +525,21 @@ class Daemon:
         self.loop_at = self.mono()
         self.counters.ticks += 1
         self._health(parts, self.loop_at)
+
+    def _observe_clock(
+        self, pipeline: Pipeline, now_mono: float, now_wall: float
+    ) -> None:
+        """Live reports carry the receiver's wall clock: tell the pipeline how it
+        relates to monotonic time and whether it is synchronised (design.md, Time).
+        Also called as soon as a pipeline is built, before its first poll, so that a
+        step during that poll is seen as a step. A recording keeps its own time."""
+        if self.cfg.source.startswith(RECORDED_PREFIXES):
+            return
+        observe = getattr(pipeline, "observe_clock", None)
+        if callable(observe):
+            synced_offset = observe(now_mono, now_wall, systemd.clock_synchronised())
+            if isinstance(synced_offset, float):
+                self.rebase_offset = synced_offset
 
     def _purge(self, parts: Parts, now_mono: float, now_wall: float) -> None:
         """Apply the outbox's retention limit, but only against a trustworthy clock:
@@ -761,6 +767,7 @@ class Daemon:
                 parts, _final_flush(parts.pipeline, now_wall), now_wall, self.mono()
             )
             parts.pipeline = self.factories.pipeline(new)
+            self._observe_clock(parts.pipeline, self.mono(), self.wall())
         if rebuild & {"source", "scan.active", "gateway"}:
             parts.source.close()
             parts.source = self._open_source(new)
