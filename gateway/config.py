@@ -131,9 +131,6 @@ class AggregationConfig:
     chain: bool = True
     handover_s: float | None = field(default=None, metadata={"min": 1.0})
     chain_rssi_db: float = field(default=10.0, metadata={"min": 0.0})
-    # Records made while the clock is unsynchronised wait for the sync to be rebased
-    # (gateway/clock); beyond this many they leave unrebased, marked.
-    max_held_records: int = field(default=20_000, metadata={"min": 0})
     # Formats that are never people (counted, not aggregated).
     not_person_formats: list[str] = field(
         default_factory=lambda: [

@@ -202,6 +202,25 @@ def test_disk_and_outbox(tmp_path: Path) -> None:
     assert doctor.check_outbox(cfg, 1000.0)[0].status == "FAIL"
 
 
+def test_outbox_rows_held_for_the_clock_are_shown(tmp_path: Path, monkeypatch) -> None:
+    from gateway.clock import Held
+
+    monkeypatch.setenv("BLUEGATE_CLOCK_SYNC_MARKER", str(tmp_path / "synced"))
+    _, cfg = make_cfg(tmp_path)
+    box = open_outbox(cfg.outbox.path, max_mb=1, retention_days=1)
+    record = {"kind": "occupancy", "gateway": "gw-1", "zone": "z", "t": 1.0, "count": 3}
+    try:
+        box.append_many([], 1000.0, held=[Held(dict(record), 0.0)] * 3)
+        (check,) = doctor.check_outbox(cfg, 1010.0)
+        assert check.status == "WARN"  # unsynchronised: the marker file is absent
+        assert "held for the clock 3" in check.detail
+        assert "depth 0" in check.detail
+        (tmp_path / "synced").touch()
+        assert doctor.check_outbox(cfg, 1010.0)[0].status == "PASS"
+    finally:
+        box.close()
+
+
 @pytest.mark.integration
 def test_broker_plain(tmp_path: Path, mosquitto: Mosquitto) -> None:
     _, cfg = make_cfg(tmp_path, mqtt=f"{{host: 127.0.0.1, port: {mosquitto.port}}}")

@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 T0 = 1_596_866_400.0
 GAEN = "02011a03036ffd17166ffd" + "01" * 16 + "00" * 4
@@ -126,7 +124,8 @@ def test_replay_of_a_simulated_site_reads_iphones_over_gatt(tmp_path):
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     presence = [r for r in records if r["kind"] == "presence"]
-    assert presence and all(r["gateway"] == "shift-room" for r in records)
+    assert presence
+    assert all(r["gateway"] == "shift-room" for r in records)
     # Without GATT reads every iPhone sighting would be rejected as needs_gatt
     # (about a quarter of this site's reports); with them only the sightings heard
     # while a read is pending are.

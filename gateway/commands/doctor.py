@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from gateway.config import GatewayConfig, load_gateway_config
-from gateway.systemd import TIME_ERROR, adjtimex_state
+from gateway.systemd import TIME_ERROR, adjtimex_state, clock_synchronised
 
 HELP = (
     "check the adapter, capabilities, clock, broker, disk and outbox (exit 1 on FAIL)"
@@ -466,18 +466,23 @@ def check_disk(cfg: GatewayConfig) -> list[Check]:
 
 
 def outbox_figures(path: str) -> dict[str, Any]:
-    """Depth, oldest undelivered and dropped counters, read-only (outbox schema v1)."""
+    """Depth, oldest undelivered, held-for-the-clock and dropped counters, read-only.
+
+    States (gateway/outbox.py): 0 ready, 1 in flight, 2 delivered, 3 held (made on an
+    unsynchronised clock, waiting to be rebased; schema v2)."""
     uri = f"file:{path}?mode=ro"
     db = sqlite3.connect(uri, uri=True, timeout=2.0)
     try:
         depth, oldest = db.execute(
             "SELECT count(*), min(created_wall) FROM records WHERE state < 2"
         ).fetchone()
+        (held,) = db.execute("SELECT count(*) FROM records WHERE state = 3").fetchone()
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     finally:
         db.close()
     return {
         "depth": int(depth),
+        "held": int(held),
         "oldest_wall": oldest,
         "dropped_size": int(meta.get("dropped_size", 0)),
         "dropped_retention": int(meta.get("dropped_retention", 0)),
@@ -512,6 +517,7 @@ def check_outbox(cfg: GatewayConfig, now_wall: float) -> list[Check]:
     seen = (
         f"depth {fig['depth']}, oldest "
         + ("-" if age is None else f"{age:.0f}s")
+        + f", held for the clock {fig['held']}"
         + f", dropped {dropped} (size {fig['dropped_size']}, retention {fig['dropped_retention']}), boot {fig['boot']}"
     )
     if dropped:
@@ -521,6 +527,15 @@ def check_outbox(cfg: GatewayConfig, now_wall: float) -> list[Check]:
                 "WARN",
                 seen,
                 "records were dropped by the bounds: the unit was offline too long for outbox.max_mb / retention_days; check the broker link",
+            )
+        ]
+    if fig["held"] and not clock_synchronised():
+        return [
+            Check(
+                "outbox",
+                "WARN",
+                seen,
+                "records wait for the clock to synchronise before they are published: see the clock check (NTP reachability, `timedatectl`)",
             )
         ]
     if age is not None and age > OUTBOX_OLD_S:
