@@ -27,7 +27,14 @@ def rows_of(result: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for key, value in result.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
-            rows.append({"name": key, "value": f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"})
+            rows.append(
+                {
+                    "name": key,
+                    "value": f"{value:,.4g}"
+                    if isinstance(value, float)
+                    else f"{value:,}",
+                }
+            )
     return rows
 
 
@@ -35,20 +42,29 @@ def run_bench(name: str, extra: list[str]) -> dict[str, Any]:
     script = REPO / "bench" / f"{name}.py"
     command = [sys.executable, str(script), *extra]
     print(f"== {script.relative_to(REPO)}", flush=True)
-    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, check=False
+    )
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)
     last = [line for line in proc.stdout.splitlines() if line.strip().startswith("{")]
     if proc.returncode != 0 or not last:
-        return {"command": f"python bench/{name}.py", "rows": [{"name": "failed", "value": f"exit {proc.returncode}"}]}
+        return {
+            "command": f"python bench/{name}.py",
+            "rows": [{"name": "failed", "value": f"exit {proc.returncode}"}],
+        }
     result = json.loads(last[-1])
     return {"command": f"python bench/{name}.py", "rows": rows_of(result)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--update-readme", metavar="README", help="rebuild this README with the figures")
-    parser.add_argument("--only", nargs="*", default=None, help="benchmarks to run (default: all)")
+    parser.add_argument(
+        "--update-readme", metavar="README", help="rebuild this README with the figures"
+    )
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="benchmarks to run (default: all)"
+    )
     args = parser.parse_args()
     names = args.only or [n for n in BENCHES if (REPO / "bench" / f"{n}.py").exists()]
     results = {
@@ -58,7 +74,9 @@ def main() -> int:
     }
     (REPO / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     if args.update_readme:
-        subprocess.run([sys.executable, str(REPO / "tools" / "build_readme.py")], check=True)
+        subprocess.run(
+            [sys.executable, str(REPO / "tools" / "build_readme.py")], check=True
+        )
     return 0
 
 
