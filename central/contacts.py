@@ -132,6 +132,27 @@ def candidates(
     ]
 
 
+def beacon_keys(store: SqlStore, t0: float, t1: float) -> frozenset[str]:
+    """IDs every registered beacon (retired ones too, for their period) used in
+    [t0, t1): a beacon is heard like a phone but is not a person (beacon_check)."""
+    from central.beacon_check import beacon_index
+    from central.commands.beacon import registered
+
+    beacons = registered(store, include_retired=True)
+    return frozenset(beacon_index(beacons, t0, t1)) if beacons else frozenset()
+
+
+def heard_with(
+    store: SqlStore, ref: RefData, items: Sequence[Resolved], t0: float, t1: float
+) -> list[Resolved]:
+    """Every record sharing a key with `items` in the window, resolved: what
+    `rules.strongest_zone` needs to compare zones (any zone, any gateway)."""
+    keys = sorted({k for i in items for k in i.row.all_keys})
+    if not keys:
+        return []
+    return rules.resolve(store.presence_by_keys(keys, t0, t1), ref, t0, t1)
+
+
 def contacts(
     store: SqlStore,
     seed: Seed,
@@ -141,13 +162,28 @@ def contacts(
     *,
     depth: int = 1,
     ref: RefData | None = None,
+    beacons: frozenset[str] | None = None,
 ) -> dict[str, Any]:
-    """The contacts answer (JSON-ready), using the store's indexes."""
+    """The contacts answer (JSON-ready), using the store's indexes.
+
+    `beacons`: the IDs of registered beacons to leave out (default: from the store)."""
     if depth not in (1, 2):
         raise ValueError("depth is 1 or 2")
     ref = ref if ref is not None else store.refdata()
+    beacon_ids = beacons if beacons is not None else beacon_keys(store, t0, t1)
+
+    def attribute(items: Sequence[Resolved]) -> list[Resolved]:
+        if not rule.strongest_zone:
+            return list(items)
+        return rules.strongest_zone(items, heard_with(store, ref, items, t0, t1))
+
+    def others(a: float, b: float, case: Sequence[Resolved]) -> list[Resolved]:
+        return rules.without_keys(
+            attribute(candidates(store, ref, case, a, b)), beacon_ids
+        )
+
     case_rows = seed_candidates(store, seed, ref, t0, t1, rule)
-    case = rules.resolve(case_rows, ref, t0, t1)
+    case = attribute(rules.resolve(case_rows, ref, t0, t1))
     case_ids = {rules.identity(c) for c in case}
     if seed.kind == "person":
         case_ids.add("person:" + seed.value)
@@ -161,9 +197,7 @@ def contacts(
             or (len(row.keys) > 1 and not case_keys.isdisjoint(row.keys))
         )
 
-    level1 = rules.evaluate(
-        case, candidates(store, ref, case, t0, t1), rule, exclude=not_case
-    )
+    level1 = rules.evaluate(case, others(t0, t1, case), rule, exclude=not_case)
     level2: list[dict[str, Any]] = []
     if depth == 2:
         level2 = rules.expand(
@@ -175,7 +209,8 @@ def contacts(
             excluded_ids=case_ids | {c["_identity"] for c in level1},
             excluded_keys=case_keys,
             fetch=lambda keys, a, b: store.presence_by_keys(list(keys), a, b),
-            others=lambda a, b, f1_case: candidates(store, ref, f1_case, a, b),
+            others=others,
+            attribute=attribute,
         )
     return rules.finish(
         case_description(seed, t0, t1, rule, depth),

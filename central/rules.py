@@ -45,6 +45,10 @@ class Rule:
     clock_error_s: float = 120.0
     slots_per_day: int = 96
     merge_gap_s: float = 120.0
+    # A device heard at the same time in two enclosed zones of a site was in one of
+    # them: each overlapping period goes to the zone where it was heard strongest
+    # (`strongest_zone`, below).
+    strongest_zone: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -71,6 +75,7 @@ class PresenceRow(NamedTuple):
     immediate_s: float = 0.0
     near_s: float = 0.0
     far_s: float = 0.0
+    rssi_median: float | None = None  # dBm as heard (None: the gateway did not say)
 
     @property
     def all_keys(self) -> tuple[str, ...]:
@@ -289,6 +294,77 @@ def identity(item: Resolved) -> str:
     return item.ident
 
 
+def strongest_zone(
+    items: Sequence[Resolved], heard: Iterable[Resolved]
+) -> list[Resolved]:
+    """Each enclosed item without the periods in which the same device was heard
+    more strongly in ANOTHER enclosed zone of the same site.
+
+    A person is in one room at a time. Gateways of neighbouring rooms (dormitory rooms
+    side by side, a shift room next to the bus bay) hear each other's occupants
+    through the wall, weaker by the wall's loss; only central sees both gateways. So
+    for every period where one device key (any of a record's keys) is in two or more
+    enclosed zones at once, the period belongs to the zone whose record has the
+    strongest `rssi_median`; the weaker records lose exactly that period (they may
+    split in two). Equal medians, a missing median, open zones and other sites are
+    left alone: the rule only removes time when the radio says where the device was.
+
+    `heard` must hold every resolved record that shares a key with an item and
+    overlaps it (the reference passes everything; the store path fetches them by
+    key): the answer depends on nothing else, so both paths agree."""
+    by_key: dict[str, list[Resolved]] = defaultdict(list)
+    for h in heard:
+        if h.zone.enclosed and h.row.rssi_median is not None:
+            for k in h.row.all_keys:
+                by_key[k].append(h)
+    out: list[Resolved] = []
+    for item in items:
+        row = item.row
+        rssi = row.rssi_median
+        if not item.zone.enclosed or rssi is None:
+            out.append(item)
+            continue
+        cuts: list[tuple[float, float]] = []
+        seen: set[tuple[str, int, int]] = set()
+        for k in row.all_keys:
+            for h in by_key.get(k, ()):
+                hr = h.row
+                ident = (hr.gateway, hr.boot, hr.seq)
+                if ident in seen:
+                    continue
+                seen.add(ident)
+                if (
+                    h.zone.zone != item.zone.zone
+                    and hr.site == row.site
+                    and hr.rssi_median is not None
+                    and hr.rssi_median > rssi
+                    and h.start < item.end
+                    and h.end > item.start
+                ):
+                    cuts.append((h.start, h.end))
+        if not cuts:
+            out.append(item)
+            continue
+        cuts.sort()
+        cursor = item.start
+        for a, b in cuts:
+            if a > cursor:
+                out.append(item._replace(start=cursor, end=min(a, item.end)))
+            cursor = max(cursor, b)
+            if cursor >= item.end:
+                break
+        if cursor < item.end:
+            out.append(item._replace(start=cursor, end=item.end))
+    return out
+
+
+def without_keys(items: Iterable[Resolved], keys: frozenset[str]) -> list[Resolved]:
+    """Drop records carrying any of `keys` (the site's own beacons: not people)."""
+    if not keys:
+        return list(items)
+    return [i for i in items if keys.isdisjoint(i.row.all_keys)]
+
+
 def exposures(case: Sequence[Resolved], rule: Rule) -> list[dict[str, Any]]:
     """Places and times the case was seen, merged per (zone, gateway)."""
     groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
@@ -485,15 +561,23 @@ def reference_contacts(
     *,
     depth: int = 1,
     case_desc: Mapping[str, Any] | None = None,
+    beacon_keys: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """The rule by full scan of every row: slow, obviously right, the test oracle."""
+    """The rule by full scan of every row: slow, obviously right, the test oracle.
+
+    `beacon_keys`: IDs of the site's registered beacons in the window (never people)."""
     case_rows = seed_rows(seed, rows, ref, rule)
-    case = resolve(case_rows, ref, t0, t1)
+    heard = resolve(rows, ref, t0, t1)
+
+    def attribute(items: Sequence[Resolved]) -> list[Resolved]:
+        return strongest_zone(items, heard) if rule.strongest_zone else list(items)
+
+    case = attribute(resolve(case_rows, ref, t0, t1))
     case_ids = {identity(c) for c in case}
     case_keys = {k for c in case for k in c.row.all_keys}
     case_person = seed.value if seed.kind == "person" else None
     case_ids |= {f"person:{case_person}"} if case_person else set()
-    everyone = resolve(rows, ref, t0, t1)
+    everyone = without_keys(attribute(heard), beacon_keys)
 
     def not_case(item: Resolved) -> bool:
         return identity(item) in case_ids or bool(
@@ -512,7 +596,10 @@ def reference_contacts(
             excluded_ids=case_ids | {c["_identity"] for c in level1},
             excluded_keys=case_keys,
             fetch=lambda keys, a, b: [r for r in rows if set(keys) & set(r.all_keys)],
-            others=lambda a, b, _case: resolve(rows, ref, a, b),
+            others=lambda a, b, _case: without_keys(
+                attribute(resolve(rows, ref, a, b)), beacon_keys
+            ),
+            attribute=attribute,
         )
     return finish(case_desc or {}, exposures(case, rule), level1, level2)
 
@@ -528,8 +615,12 @@ def expand(
     excluded_keys: set[str],
     fetch: Callable[[Sequence[str], float, float], Sequence[PresenceRow]],
     others: Callable[[float, float, Sequence[Resolved]], Iterable[Resolved]],
+    attribute: Callable[[Sequence[Resolved]], list[Resolved]] = list,
 ) -> list[dict[str, Any]]:
-    """F2: each F1's contacts from its first shared minute with the case to `t1`."""
+    """F2: each F1's contacts from its first shared minute with the case to `t1`.
+
+    `attribute`: the strongest-zone cut applied to the F1's own records (the caller's
+    `others` applies it to everyone else's)."""
     best: dict[str, dict[str, Any]] = {}
     for f1 in level1:
         a = f1["_first_t"]
@@ -553,7 +644,7 @@ def expand(
             if f1_keys.intersection(r.all_keys)
             or (person is not None and ref.person_of(r.key, r.start) == person)
         ]
-        f1_case = resolve(f1_rows, ref, a, t1)
+        f1_case = attribute(resolve(f1_rows, ref, a, t1))
         f1_all_keys = {k for c in f1_case for k in c.row.all_keys} | f1_keys
 
         def excl(item: Resolved, _k: set[str] = f1_all_keys) -> bool:

@@ -225,6 +225,7 @@ def to_rows(records: Iterable[dict[str, Any]], site: str) -> list[PresenceRow]:
                 float(band.get("immediate", 0.0)),
                 float(band.get("near", 0.0)),
                 float(band.get("far", 0.0)),
+                r.get("rssi_median"),
             )
         )
     return rows

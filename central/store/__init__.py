@@ -31,7 +31,7 @@ _LOGGER = logging.getLogger(__name__)
 
 PRESENCE_COLS = (
     "gateway, boot, seq, site, zone, zone_kind, key, keys, t_start, t_end, "
-    "immediate_s, near_s, far_s"
+    "immediate_s, near_s, far_s, rssi_median"
 )
 PRESENCE_INSERT_COLS = (
     "gateway, boot, seq, site, zone, zone_kind, key, keys, t_start, t_end, n, "
@@ -42,7 +42,7 @@ PRESENCE_UPSERT = (
     "ON CONFLICT (gateway, boot, seq) DO UPDATE SET "
     "t_end = excluded.t_end, n = excluded.n, keys = excluded.keys, "
     "immediate_s = excluded.immediate_s, near_s = excluded.near_s, "
-    "far_s = excluded.far_s"
+    "far_s = excluded.far_s, rssi_median = excluded.rssi_median"
 )
 
 
@@ -61,7 +61,7 @@ def presence_row(row: Sequence[Any]) -> PresenceRow:
     keys = tuple(json.loads(row[7])) if row[7] else (row[6],)
     return PresenceRow(
         row[0], row[1], row[2], row[3], row[4], row[5], row[6], keys,
-        row[8], row[9], row[10], row[11], row[12],
+        row[8], row[9], row[10], row[11], row[12], row[13],
     )  # fmt: skip
 
 

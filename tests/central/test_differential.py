@@ -12,9 +12,14 @@ from central.rules import Interval, PresenceRow, RefData, Rule, Seed, ZoneRef
 from gateway.envelope import make_body
 
 T0 = 1_600_000_200.0
-ZONES = {"z0": ("shift_room", True), "z1": ("bus", True), "z2": ("yard", False)}
+ZONES = {"z0": ("shift_room", True), "z1": ("bus", True), "z2": ("yard", False),
+         "z3": ("dormitory", True), "z4": ("dormitory", True)}  # fmt: skip
 # gateway -> zone it reports itself in; g3 is moved by reference data at T0 + 3 h.
-GATEWAYS = {"g0": "z0", "g1": "z0", "g2": "z2", "g3": "z1"}
+# g4 and g5 are two dormitory rooms side by side: the same keys at the same time in
+# both (and in z0) exercise the strongest-zone attribution.
+GATEWAYS = {"g0": "z0", "g1": "z0", "g2": "z2", "g3": "z1", "g4": "z3", "g5": "z4"}
+# Registered beacon IDs (never people): k:6 is one.
+BEACONS = frozenset({"k:6"})
 KEYS = [f"k:{i}" for i in range(7)]
 
 record = st.tuples(
@@ -25,6 +30,7 @@ record = st.tuples(
     st.integers(1, 240),  # duration minutes
     st.floats(0.0, 1.0),  # near fraction
     st.one_of(st.none(), st.integers(0, len(KEYS) - 1)),  # a chained second key
+    st.one_of(st.none(), st.integers(-100, -40)),  # rssi_median (None: not reported)
 )
 scenario = st.fixed_dictionaries(
     {
@@ -33,6 +39,8 @@ scenario = st.fixed_dictionaries(
         "min_minutes": st.sampled_from([5.0, 15.0]),
         "depth": st.sampled_from([1, 2]),
         "window": st.sampled_from([(0, 24), (2, 5), (-1, 48)]),
+        "strongest_zone": st.booleans(),
+        "beacons": st.booleans(),
     }
 )
 
@@ -75,7 +83,7 @@ def reset(store) -> None:
 
 def build(records):
     dicts, rows = [], []
-    for seq, (k, gw, slot, off, dur, near, extra) in enumerate(records):
+    for seq, (k, gw, slot, off, dur, near, extra, rssi) in enumerate(records):
         start = T0 + slot * 1800 + off * 60
         end = start + dur * 60
         keys = sorted({KEYS[k]} | ({KEYS[extra]} if extra is not None else set()))
@@ -83,9 +91,12 @@ def build(records):
         d = {"kind": "presence", "seq": seq, "zone": zone, "zone_kind": ZONES[zone][0],
              "key": KEYS[k], "keys": keys, "start": start, "end": end,
              "band_s": {"immediate": 0.0, "near": near * (end - start), "far": 0.0}}  # fmt: skip
+        if rssi is not None:
+            d["rssi_median"] = float(rssi)
         dicts.append((gw, d))
         rows.append(PresenceRow(gw, 1, seq, "s", zone, ZONES[zone][0], KEYS[k], tuple(keys),
-                                start, end, 0.0, near * (end - start), 0.0))  # fmt: skip
+                                start, end, 0.0, near * (end - start), 0.0,
+                                None if rssi is None else float(rssi)))  # fmt: skip
     return dicts, rows
 
 
@@ -94,7 +105,7 @@ def strip(answer):
 
 
 @settings(
-    max_examples=25,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -108,13 +119,16 @@ def test_store_answers_equal_the_reference(store, sc):
         if mine:
             body = make_body(site="s", gateway=gw, boot=1, records=mine, sent=T0)
             store.ingest(batch_rows(body, T0), received=T0, signed=False)
-    rule = Rule(min_minutes=sc["min_minutes"])
+    rule = Rule(min_minutes=sc["min_minutes"], strongest_zone=sc["strongest_zone"])
+    beacons = BEACONS if sc["beacons"] else frozenset()
     seed = Seed("device", "k:0") if sc["seed"] == "device" else Seed("person", "P0")
     a, b = sc["window"]
     t0, t1 = T0 + a * 3600, T0 + b * 3600
     expected = rules.reference_contacts(
-        rows, ref_data(), seed, t0, t1, rule, depth=sc["depth"]
+        rows, ref_data(), seed, t0, t1, rule, depth=sc["depth"], beacon_keys=beacons
     )
-    got = contacts.contacts(store, seed, t0, t1, rule, depth=sc["depth"])
+    got = contacts.contacts(
+        store, seed, t0, t1, rule, depth=sc["depth"], beacons=beacons
+    )
     assert strip(got) == strip(expected)
     assert got["case"]["rule"]["min_minutes"] == sc["min_minutes"]

@@ -144,3 +144,72 @@ def test_worst_window_matches_brute_force_on_random_pieces():
         assert (
             abs(rules.worst_window(segs, window)[0] - _brute_worst(segs, window)) < 1e-6
         )
+
+
+def heard(key, start, end, rssi, *, gw, zone, kind="dormitory", site="site", seq=[0]):  # noqa: B006
+    seq[0] += 1
+    return PresenceRow(gw, 1, seq[0], site, zone, kind, key, (key,), start, end,
+                       0.0, 0.0, 0.0, rssi)  # fmt: skip
+
+
+def test_strongest_zone_attributes_a_period_heard_in_two_rooms():
+    # Rooms A and B side by side; the case sleeps in A. k:b sleeps in B, heard in A
+    # through the wall (weaker); k:a sleeps in A.
+    rows = [
+        heard("k:case", T0, T0 + 8 * H, -60, gw="gA", zone="A"),
+        heard("k:case", T0, T0 + 8 * H, -82, gw="gB", zone="B"),
+        heard("k:a", T0, T0 + 8 * H, -58, gw="gA", zone="A"),
+        heard("k:b", T0, T0 + 8 * H, -80, gw="gA", zone="A"),
+        heard("k:b", T0, T0 + 8 * H, -62, gw="gB", zone="B"),
+    ]
+    got = answer(rows)
+    assert [c["key"] for c in got["contacts"]] == ["k:a"]
+    assert {e["zone"] for e in got["exposures"]} == {"A"}
+    # Without the attribution the wall's echo makes k:b a contact in both rooms.
+    off = answer(rows, rule=Rule(strongest_zone=False))
+    assert sorted(c["key"] for c in off["contacts"]) == ["k:a", "k:b"]
+    assert Rule().as_dict()["strongest_zone"] is True
+
+
+def test_strongest_zone_cuts_only_the_overlap_and_keeps_ties_and_unknowns():
+    case = heard("k:case", T0, T0 + 8 * H, -60, gw="gA", zone="A")
+    # k:b in A from 0 to 60 min (weak), and louder in B from 20 to 40 min only:
+    # A keeps 0-20 and 40-60 (40 minutes), split in two.
+    b_a = heard("k:b", T0, T0 + 60 * M, -80, gw="gA", zone="A")
+    b_b = heard("k:b", T0 + 20 * M, T0 + 40 * M, -70, gw="gB", zone="B")
+    ref = RefData()
+    items = rules.resolve([b_a, b_b], ref, T0, T0 + H)
+    cut = rules.strongest_zone(items[:1], items)
+    assert [(i.start - T0, i.end - T0) for i in cut] == [(0, 20 * M), (40 * M, 60 * M)]
+    (c,) = answer([case, b_a, b_b])["contacts"]
+    assert c["minutes"] == 40.0
+    # Equal medians, or a record without a median: nothing is cut.
+    tie = heard("k:b", T0 + 20 * M, T0 + 40 * M, -80, gw="gB", zone="B")
+    unknown = heard("k:b", T0 + 20 * M, T0 + 40 * M, None, gw="gB", zone="B")
+    for other in (tie, unknown):
+        (c,) = answer([case, b_a, other])["contacts"]
+        assert c["minutes"] == 60.0
+    # An open zone, or another site, never takes time from a room.
+    yard = heard("k:b", T0, T0 + 60 * M, -40, gw="gY", zone="Y", kind="yard")
+    far = heard("k:b", T0, T0 + 60 * M, -40, gw="gX", zone="X", site="other")
+    for other in (yard, far):
+        (c,) = answer([case, b_a, other])["contacts"]
+        assert c["minutes"] == 60.0
+    # The same zone heard by two gateways is not a conflict.
+    twin = heard("k:b", T0, T0 + 60 * M, -40, gw="gA2", zone="A")
+    (c,) = answer([case, b_a, twin])["contacts"]
+    assert c["minutes"] == 60.0
+
+
+def test_registered_beacons_are_not_contacts():
+    rows = [
+        row("k:case", T0, T0 + 2 * H),
+        row("bluezone:beacon", T0, T0 + 2 * H),
+        row("k:a", T0, T0 + 30 * M),
+    ]
+    got = rules.reference_contacts(
+        rows, RefData(), Seed("device", "k:case"), T0, T0 + H, Rule(),
+        beacon_keys=frozenset({"bluezone:beacon"}),
+    )  # fmt: skip
+    assert [c["key"] for c in got["contacts"]] == ["k:a"]
+    assert len(answer(rows)["contacts"]) == 2

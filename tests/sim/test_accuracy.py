@@ -66,11 +66,12 @@ def test_accuracy_on_the_small_scenario(accuracy, tmp_path):
     assert room.recall >= 0.85
     missed, missed_near = room.fn, extra["near"]["default"]["shift_room"][0]
     assert missed_near >= missed / 2  # most misses sit at the 15-minute threshold
-    # Dormitory rooms side by side: a gateway hears the next room through the wall,
-    # so the default rules over-include; a minimum RSSI fixes it in this model.
+    # Dormitory rooms side by side: a gateway hears the next room through the wall;
+    # central gives each period to the room where the device was heard strongest
+    # (Rule.strongest_zone), so the default rules meet the target here too.
     dorm, tuned = scores["dormitory"], result.scores["tuned"]["dormitory"]
     assert dorm.recall == 1.0
-    assert dorm.precision < 0.8
+    assert dorm.precision >= 0.9
     assert tuned.precision > 0.95
     assert tuned.recall > 0.95
     assert {r.name for r, _ in en_scores} >= {
