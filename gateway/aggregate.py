@@ -52,6 +52,7 @@ class Stay:
         "fmt",
         "fresh",
         "heard_windows",
+        "held_t",
         "key",
         "keys",
         "last_addr",
@@ -84,6 +85,9 @@ class Stay:
         self.offset_db = offset_db
         self.first_t = t
         self.last_t = t
+        # Latest instant its device was heard but not yet identified (an iPhone whose
+        # new slot ID is being read, gateway/gatt): the stay is still going on.
+        self.held_t = t
         self.last_addr = addr
         self.first_addr = addr
         self.last_band = 2
@@ -207,13 +211,55 @@ class PresenceAggregator:
         """Sightings held in open stays (not yet recorded or rejected)."""
         return sum(s.pending_n for s in self._open)
 
-    def add(self, t: float, key: str, fmt: str, addr: str, rssi: int) -> Stay:
-        """One sighting of a person's key; returns the stay it joined."""
+    def keepalive(self, key: str, t: float) -> None:
+        """The device of `key`'s stay was heard at `t` under a new ID not yet known
+        (gateway/gatt holds those sightings): keep the stay open, undecided, until the
+        held sightings arrive through `add(..., continues=key)`."""
+        stay = self._by_key.get(key)
+        if stay is None:
+            return
+        stay = stay.root()
+        if stay.status == "open" and t > stay.held_t:
+            stay.held_t = t
+            del self._open[stay]
+            self._open[stay] = None
+
+    def _continue(self, key: str, prev_key: str, t: float) -> Stay | None:
+        """The open stay of `prev_key`, now also `key`: the GATT reader read both
+        from the same address in consecutive slots (evidence "address")."""
+        prev = self._by_key.get(prev_key)
+        if prev is None:
+            return None
+        prev = prev.root()
+        if prev.status != "open" or not 0 <= t - prev.last_t <= self.rules.gap_s:
+            return None
+        link = chain.Link("address", chain.CONFIDENCE["address"])
+        prev.links.append(link)
+        self.chain_stats.links[link.evidence] += 1
+        self._by_key[key] = prev
+        return prev
+
+    def add(
+        self,
+        t: float,
+        key: str,
+        fmt: str,
+        addr: str,
+        rssi: int,
+        *,
+        continues: str | None = None,
+    ) -> Stay:
+        """One sighting of a person's key; returns the stay it joined.
+
+        `continues`: the key the same address had in the previous slot (a sighting
+        held while the new ID was read over GATT); its open stay is continued."""
         stay = self._by_key.get(key)
         if stay is not None:
             stay = stay.root() if stay.merged_into is not None else stay
             if stay.status != "open" or t - stay.last_t > self.rules.gap_s:
                 stay = None
+        if stay is None and continues is not None and continues != key:
+            stay = self._continue(key, continues, t)
         out_band: int
         if stay is None:
             offset = self._offsets.get(fmt)
@@ -264,9 +310,10 @@ class PresenceAggregator:
         silent: list[Stay] = []
         closing: list[Stay] = []
         for stay in self._open:
-            if stay.last_t > silent_after:
+            heard = stay.last_t if stay.last_t >= stay.held_t else stay.held_t
+            if heard > silent_after:
                 break
-            if stay.last_t <= close_before:
+            if heard <= close_before:
                 closing.append(stay)
             elif stay.family is not None:
                 silent.append(stay)
@@ -274,7 +321,7 @@ class PresenceAggregator:
             self._decide(now, silent, closing)
         for stay in closing:
             # A chain may just have made the stay current again.
-            if stay.status == "open" and stay.last_t <= close_before:
+            if stay.status == "open" and max(stay.last_t, stay.held_t) <= close_before:
                 out.extend(self._close(stay))
         self._prune_fresh(now)
         out.extend(self.drain_emitted())
@@ -406,6 +453,7 @@ class PresenceAggregator:
             if k not in p.keys:
                 p.keys.append(k)
         p.last_t = max(p.last_t, b.last_t)
+        p.held_t = max(p.held_t, b.held_t)
         p.last_addr = b.last_addr
         p.last_band = b.last_band
         p.recent = b.recent

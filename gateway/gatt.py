@@ -15,7 +15,18 @@ overflow bit collides) only wastes it. So the gateway reads sparingly:
   reader does (`isBluezoneIdChanged`);
 * exponential back-off per address on failure, capped; an address that connected
   but has no Bluezone service goes straight to the cap;
-* a bounded queue of candidates, strongest RSSI first, then most recently heard.
+* a bounded queue of candidates: addresses whose ID the gateway knew in the slot
+  just ended first (people already in the zone, whose stays must not break), then
+  strongest RSSI, then most recently heard;
+* the sightings of an address heard while its read is pending are HELD (bounded per
+  address and in time, `hold_max_s`) and released with the ID once it is read: every
+  Bluezone iPhone changes its ID at the same instant (:00/:15/:30/:45 UTC), so all
+  cached IDs expire together and the budget needs minutes to re-read a full shift
+  room; dropping those sightings would cut every iPhone's stay at every boundary.
+  Only sightings of the slot the read was made in are released (the phone shows one
+  ID per slot, protocols.md 1.5); with each goes the key the same address had in the
+  slot before (`Released.continues`), so the aggregator continues that stay (chain
+  evidence "address": one address is one radio).
 
 Time is one parameter, `now`: wall-clock Unix seconds (slots are defined on UTC).
 A Pi without a battery-backed clock steps its clock when NTP first syncs; a backward
@@ -31,6 +42,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -86,6 +98,10 @@ class GattPolicy:
     max_backoff_entries: int = 4096
     # After connect_timeout_s plus this, a read the reader never answered is failed.
     inflight_grace_s: float = 20.0
+    # Sightings held while an address's read is pending: how long, and how many per
+    # address (one report a second for hold_max_s), at most max_pending addresses.
+    hold_max_s: float = 300.0
+    max_held_per_addr: int = 600
 
     @classmethod
     def from_config(cls, cfg: GattConfig) -> GattPolicy:
@@ -122,6 +138,7 @@ class _Candidate:
     addr_type: AddrType
     rssi: int
     last_seen: float
+    known: bool = False  # its ID was read in the previous slot: re-read it first
 
 
 @dataclass(slots=True)
@@ -147,6 +164,9 @@ class GattStats:
     candidates_dropped: int = 0  # pending queue full and the newcomer was weakest
     results_unexpected: int = 0
     clock_steps: int = 0
+    held: int = 0  # sightings held while their address's read was pending
+    released: int = 0  # ... released with the ID read
+    held_dropped: int = 0  # ... given up (read failed, too old, bounds)
 
 
 class GattScheduler:
@@ -157,6 +177,9 @@ class GattScheduler:
         self.stats = GattStats()
         self._pending: dict[str, _Candidate] = {}
         self._cache: dict[str, tuple[int, bytes]] = {}  # addr -> (slot, id)
+        # IDs of the slot just ended, kept for one slot: which addresses were people
+        # already here (re-read first), and which key a released sighting continues.
+        self._prev: dict[str, tuple[int, bytes]] = {}
         self._backoff: dict[str, _Backoff] = {}
         self._starts: deque[float] = deque()
         self._inflight: _Inflight | None = None
@@ -197,6 +220,34 @@ class GattScheduler:
         self.stats.cache_hits += 1
         return hit[1]
 
+    def previous(self, addr: str, now: float) -> bytes | None:
+        """The ID read from `addr` in the slot before the current one, or None."""
+        want = slot_index(now) - 1
+        for table in (self._cache, self._prev):
+            hit = table.get(addr)
+            if hit is not None and hit[0] == want:
+                return hit[1]
+        return None
+
+    def cached(self, addr: str, now: float) -> bool:
+        """Is the current slot's ID of `addr` known (without counting a cache hit)?"""
+        hit = self._cache.get(addr)
+        return hit is not None and hit[0] == slot_index(now)
+
+    def reading(self, addr: str) -> bool:
+        return self._inflight is not None and self._inflight.request.addr == addr
+
+    def will_read(self, addr: str, now: float, within_s: float) -> bool:
+        """Is a read of `addr` running, or queued and not backed off past `within_s`?"""
+        if self.reading(addr):
+            return True
+        return addr in self._pending and self.read_expected(addr, now, within_s)
+
+    def read_expected(self, addr: str, now: float, within_s: float) -> bool:
+        """Not backed off past `within_s` (a phone without Bluezone is, for long)."""
+        off = self._backoff.get(addr)
+        return off is None or off.until <= now + within_s
+
     @property
     def inflight(self) -> ReadRequest | None:
         return self._inflight.request if self._inflight is not None else None
@@ -216,8 +267,19 @@ class GattScheduler:
 
     # -- updates ----------------------------------------------------------------
 
-    def offer(self, addr: str, addr_type: AddrType, rssi: int, now: float) -> None:
-        """A sighting of `addr` that needs its ID read (it is not cached)."""
+    def offer(
+        self,
+        addr: str,
+        addr_type: AddrType,
+        rssi: int,
+        now: float,
+        *,
+        known: bool = False,
+    ) -> None:
+        """A sighting of `addr` that needs its ID read (it is not cached).
+
+        `known`: the address's ID was read in the previous slot (a person already
+        here), which puts it ahead of newcomers."""
         self._clock(now)
         if self.policy.reads_per_minute <= 0 or addr_type == AddrType.ANONYMOUS:
             return
@@ -231,16 +293,17 @@ class GattScheduler:
             cand.rssi = rssi
             cand.last_seen = now
             cand.addr_type = addr_type
+            cand.known = cand.known or known
             return
         if len(self._pending) >= self.policy.max_pending:
             worst = min(self._pending.values(), key=_priority)
-            newcomer = _Candidate(addr, addr_type, rssi, now)
+            newcomer = _Candidate(addr, addr_type, rssi, now, known)
             if _priority(newcomer) <= _priority(worst):
                 self.stats.candidates_dropped += 1
                 return
             del self._pending[worst.addr]
             self.stats.candidates_dropped += 1
-        self._pending[addr] = _Candidate(addr, addr_type, rssi, now)
+        self._pending[addr] = _Candidate(addr, addr_type, rssi, now, known)
 
     def next_read(self, now: float) -> ReadRequest | None:
         """Start the best eligible read, or None (busy, over budget, nothing due)."""
@@ -337,7 +400,11 @@ class GattScheduler:
         for addr in [a for a, c in self._pending.items() if c.last_seen < now - ttl]:
             del self._pending[addr]
         slot = slot_index(now)
+        for addr in [a for a, (s, _) in self._prev.items() if s != slot - 1]:
+            del self._prev[addr]
         for addr in [a for a, (s, _) in self._cache.items() if s != slot]:
+            if self._cache[addr][0] == slot - 1:
+                self._prev[addr] = self._cache[addr]
             del self._cache[addr]
         # Keep a failure count for one cap-length after the back-off ends, so that a
         # phone that keeps failing keeps doubling instead of starting over.
@@ -356,9 +423,10 @@ class GattScheduler:
                 self._failed(inflight.request.addr, ERR_LOST, now, "no answer")
 
 
-def _priority(cand: _Candidate) -> tuple[int, float]:
-    """Higher is better: strongest RSSI (closest, most likely to connect), then newest."""
-    return (cand.rssi, cand.last_seen)
+def _priority(cand: _Candidate) -> tuple[bool, int, float]:
+    """Higher is better: known last slot (a stay to keep whole), then strongest RSSI
+    (closest, most likely to connect), then newest."""
+    return (cand.known, cand.rssi, cand.last_seen)
 
 
 class GattReader(Protocol):
@@ -378,23 +446,50 @@ class GattReader(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A held sighting, now with its Bluezone key."""
+
+    sighting: Sighting  # its own time `t`; decoded key `bluezone:<id>`, via "gatt"
+    continues: str | None  # the key the same address had in the previous slot
+
+
 class GattResolver:
     """Facade for the pipeline: turns iPhone sightings into `bluezone:` sightings.
 
     Call `observe()` for every sighting and `pump()` once per tick. Neither blocks:
-    reads run in the reader's worker while scanning continues.
+    reads run in the reader's worker while scanning continues. Sightings of an
+    address whose read is pending are held; `take_released()` hands them over, with
+    their key, once the read succeeds (`held_count` are still waiting).
     """
 
     def __init__(self, reader: GattReader, policy: GattPolicy | None = None) -> None:
         self.reader = reader
         self.scheduler = GattScheduler(policy or GattPolicy())
+        self._held: dict[str, deque[Sighting]] = {}
+        self._held_n = 0
+        self._released: list[Released] = []
 
     @property
     def stats(self) -> GattStats:
         return self.scheduler.stats
 
+    @property
+    def held_count(self) -> int:
+        """Sightings held now (neither released nor given up)."""
+        return self._held_n
+
+    def _with_id(self, sighting: Sighting, value: bytes) -> Sighting:
+        fields = dict(sighting.decoded.fields)
+        fields["via"] = "gatt"
+        decoded = Decoded(
+            format="bluezone", key="bluezone:" + value.hex(), fields=fields
+        )
+        return replace(sighting, decoded=decoded)
+
     def observe(self, sighting: Sighting, now: float) -> Sighting | None:
-        """A sighting with its Bluezone key, or None while the ID is being read.
+        """A sighting with its Bluezone key, or None while the ID is being read (the
+        sighting is then held if a read is coming: see `holding`).
 
         Sightings that do not need a GATT read are returned unchanged.
         """
@@ -404,21 +499,99 @@ class GattResolver:
             # BlueTrace also needs a GATT exchange, but its TempID is only readable by
             # the health authority: spending the connection budget on it buys nothing.
             return sighting
-        value = self.scheduler.lookup(sighting.addr, now)
-        if value is None:
-            self.scheduler.offer(sighting.addr, sighting.addr_type, sighting.rssi, now)
+        scheduler = self.scheduler
+        addr = sighting.addr
+        value = scheduler.lookup(addr, now)
+        if value is not None:
+            return self._with_id(sighting, value)
+        known = scheduler.previous(addr, now) is not None
+        scheduler.offer(addr, sighting.addr_type, sighting.rssi, now, known=known)
+        self._hold(sighting, now)
+        return None
+
+    def _hold(self, sighting: Sighting, now: float) -> None:
+        policy = self.scheduler.policy
+        addr = sighting.addr
+        queue = self._held.get(addr)
+        if queue is None:
+            if len(self._held) > policy.max_pending or not self.scheduler.will_read(
+                addr, now, policy.hold_max_s
+            ):
+                return  # no read coming in time (back-off, budget 0): not held
+            queue = self._held[addr] = deque()
+        if len(queue) >= policy.max_held_per_addr:
+            queue.popleft()
+            self._held_n -= 1
+            self.stats.held_dropped += 1
+        queue.append(sighting)
+        self._held_n += 1
+        self.stats.held += 1
+
+    def holding(self, addr: str, now: float) -> str | None:
+        """If `addr`'s sightings are being held and it had an ID in the previous slot:
+        that slot's key (the stay the held sightings will continue), else None."""
+        if addr not in self._held:
             return None
-        fields = dict(sighting.decoded.fields)
-        fields["via"] = "gatt"
-        decoded = Decoded(
-            format="bluezone", key="bluezone:" + value.hex(), fields=fields
-        )
-        return replace(sighting, decoded=decoded)
+        value = self.scheduler.previous(addr, now)
+        return None if value is None else "bluezone:" + value.hex()
+
+    def take_released(self) -> Sequence[Released]:
+        """Held sightings whose ID has been read since the last call, in time order
+        per address."""
+        if not self._released:
+            return ()
+        out = self._released
+        self._released = []
+        return out
+
+    def _release(self, addr: str, now: float) -> None:
+        queue = self._held.pop(addr, None)
+        if not queue:
+            return
+        self._held_n -= len(queue)
+        value = self.scheduler.lookup(addr, now)
+        slot = slot_index(now)
+        prev = self.scheduler.previous(addr, now)
+        continues = None if prev is None else "bluezone:" + prev.hex()
+        for sighting in queue:
+            if value is not None and slot_index(sighting.t) == slot:
+                self._released.append(
+                    Released(self._with_id(sighting, value), continues)
+                )
+                self.stats.released += 1
+            else:
+                self.stats.held_dropped += 1
+
+    def _expire_held(self, now: float) -> None:
+        policy = self.scheduler.policy
+        horizon = now - policy.hold_max_s
+        for addr in list(self._held):
+            queue = self._held[addr]
+            while queue and queue[0].t < horizon:
+                queue.popleft()
+                self._held_n -= 1
+                self.stats.held_dropped += 1
+            # Given up with the candidate queue's own rule (not heard for a while: gone)
+            # or when the next read is too far away (long back-off: not Bluezone).
+            scheduler = self.scheduler
+            gone = queue and queue[-1].t < now - policy.candidate_ttl_s
+            if (
+                not queue
+                or (gone and not scheduler.reading(addr))
+                or not scheduler.read_expected(addr, now, policy.hold_max_s)
+            ):
+                self._held_n -= len(queue)
+                self.stats.held_dropped += len(queue)
+                del self._held[addr]
 
     def pump(self, now: float) -> None:
-        """Collect finished reads and start the next one if the policy allows."""
+        """Collect finished reads (releasing what they resolve) and start the next
+        one if the policy allows."""
         for result in self.reader.results():
             self.scheduler.complete(result, now)
+            if result.addr in self._held and self.scheduler.cached(result.addr, now):
+                self._release(result.addr, now)
+        self._expire_held(now)
         if self.reader.busy:
             self.scheduler.expire(now)
             return

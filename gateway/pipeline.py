@@ -33,16 +33,19 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.aggregate import PresenceAggregator
 from gateway.bands import Bands
 from gateway.clock import Clock, Held
 from gateway.config import GatewayConfig
 from gateway.gate import GateCounter, GateRules
-from gateway.models import Report, Sighting
+from gateway.models import Decoded, Report, Sighting
 from gateway.occupancy import BaseKey, Occupancy, SiteBeacons
 from gateway.zones import rules_for
+
+if TYPE_CHECKING:
+    from gateway.gatt import Released
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -175,6 +178,14 @@ class EdgePipeline:
         self._decode = decode
         self._merger = merger if merger is not None else default_merger()
         self.gatt = gatt
+        # Optional parts of the GATT hook (gateway.gatt.GattResolver has them): held
+        # sightings of iPhones whose new slot ID is being read.
+        self._gatt_take: Callable[[], Sequence[Released]] | None = getattr(
+            gatt, "take_released", None
+        )
+        self._gatt_holding: Callable[[str, float], str | None] | None = getattr(
+            gatt, "holding", None
+        )
         # Recorded time (or a shell that never reads the clock): the report's own
         # time is wall time. A live shell's first observe_clock() switches to
         # monotonic time; records made unsynchronised leave as Held (gateway/clock).
@@ -280,6 +291,7 @@ class EdgePipeline:
             self._advance(t)
         if t > self._now:
             self._now = t
+        self._released()
         sighting = self._decode(report)
         if sighting is None:
             self.rejected[R_UNDECODED] += 1
@@ -291,26 +303,64 @@ class EdgePipeline:
                 self.gatt.observe(sighting, report.t) if self.gatt is not None else None
             )
             if resolved is None or resolved.decoded.needs_gatt:
+                # Counted as waiting; a sighting the resolver holds and later
+                # releases with its ID comes back through _released().
                 self.rejected[R_NEEDS_GATT] += 1
                 self.occupancy.other(t)
+                if self._gatt_holding is not None:
+                    prev_key = self._gatt_holding(sighting.addr, report.t)
+                    if prev_key is not None:
+                        self.presence.keepalive(prev_key, t)
                 return
             decoded = resolved.decoded
+        self._person(t, report.t, sighting, decoded)
+
+    def _released(self) -> None:
+        """Sightings the GATT resolver held until their address's ID was read: they
+        join the stays at their own time (occupancy and gate counted them live)."""
+        if self._gatt_take is None:
+            return
+        for rel in self._gatt_take():
+            self.rejected[R_NEEDS_GATT] -= 1
+            s = rel.sighting
+            t = self.clock.to_mono(s.t)
+            self._person(t, s.t, s, s.decoded, continues=rel.continues, late=True)
+
+    def _person(
+        self,
+        t: float,
+        wall_t: float,
+        sighting: Sighting,
+        decoded: Decoded,
+        *,
+        continues: str | None = None,
+        late: bool = False,
+    ) -> None:
+        """A decoded sighting with its key: a person's stay, or counted why not.
+        `late`: released by the GATT resolver (already counted by occupancy)."""
         key = decoded.key
         fmt = decoded.format
         if key is None:
             self.rejected[R_NO_KEY] += 1
-            self.occupancy.other(t)
+            if not late:
+                self.occupancy.other(t)
             return
         if fmt in self.not_person:
             self.rejected[R_NOT_PERSON] += 1
-            self.occupancy.other(t)
+            if not late:
+                self.occupancy.other(t)
             return
-        if self.beacons and self.beacons.match(key, report.t):
+        if self.beacons and self.beacons.match(key, wall_t):
             self.rejected[R_SITE_BEACON] += 1
             self._beacon_heard = True
-            self.occupancy.site_beacon(t, key)
+            if not late:
+                self.occupancy.site_beacon(t, key)
             return
-        stay = self.presence.add(t, key, fmt, sighting.addr, sighting.rssi)
+        stay = self.presence.add(
+            t, key, fmt, sighting.addr, sighting.rssi, continues=continues
+        )
+        if late:
+            return
         self.occupancy.person(t, stay)
         if self.gate is not None:
             root = stay.root()
@@ -345,6 +395,7 @@ class EdgePipeline:
         Records made meanwhile on an unsynchronised clock are in `take_held()`."""
         if self.gatt is not None:
             self.gatt.pump(now)
+            self._released()
         mono = now - self.clock.best_offset_s
         if mono != float("inf") and self._next_tick is not None:
             self._advance(mono)
@@ -357,6 +408,7 @@ class EdgePipeline:
         held ones are in `take_held()`)."""
         for report in self._merger.drain():
             self._sighting(report)
+        self._released()
         self._emit(self.presence.close_all())
         if self._next_tick is not None:
             end = (
@@ -394,11 +446,15 @@ class EdgePipeline:
         rejected.update(self.presence.rejected)
         if self._merger.folded:
             rejected[R_MERGED] += self._merger.folded
+        # Sightings the GATT resolver still holds are pending, not rejected.
+        held = int(getattr(self.gatt, "held_count", 0))
+        if held:
+            rejected[R_NEEDS_GATT] -= held
         return Accounting(
             reports=self.reports,
             recorded=self.presence.recorded,
             rejected=dict(rejected),
-            pending=self.presence.pending + self._merger.held,
+            pending=self.presence.pending + self._merger.held + held,
         )
 
     def stats(self) -> dict[str, Any]:
