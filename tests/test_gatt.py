@@ -512,3 +512,134 @@ def test_bluepy_missing_helper_is_a_helper_failure(fake, reader, monkeypatch):
     monkeypatch.setattr(btle, "helperExe", str(fake.dir / "nope"))
     result = read_once(reader())
     assert result.error == g.ERR_HELPER
+
+
+# -- held sightings across the slot change -------------------------------------------
+
+ID2 = bytes.fromhex("0102030405060708090a0b0c")
+
+
+def key_of(value):
+    return "bluezone:" + value.hex()
+
+
+def read_at(r, reader, t):
+    """Pump until the read submitted at `t` has been answered."""
+    r.pump(t)
+    r.pump(t + 0.5)
+
+
+def test_known_addresses_are_re_read_before_newcomers():
+    s = g.GattScheduler(policy())
+    s.offer(addr(1), AddrType.RANDOM, -50, T0)  # newcomer, strong
+    s.offer(addr(2), AddrType.RANDOM, -80, T0, known=True)  # here last slot, weak
+    assert s.next_read(T0).addr == addr(2)
+
+
+def test_held_sightings_are_released_with_the_new_id_and_the_old_key():
+    reader = ScriptedReader({IPHONE: (ID, None)})
+    r = g.GattResolver(reader, policy(reads_per_minute=2))
+    assert r.observe(iphone_sighting(T0 + 800), T0 + 800) is None
+    read_at(r, reader, T0 + 800)
+    assert r.take_released()[0].sighting.key == key_of(ID)  # the first one, too
+    assert r.observe(iphone_sighting(T0 + 850), T0 + 850).key == key_of(ID)
+    # The slot changes at T0 + 900: the phone now shows ID2. The read first fails
+    # (back-off 30 s), meanwhile every sighting is held.
+    reader.answers[IPHONE] = (None, g.ERR_CONNECT)
+    times = [T0 + 900 + i for i in range(1, 40, 3)]
+    for t in times[:2]:
+        assert r.observe(iphone_sighting(t), t) is None
+        assert r.holding(IPHONE, t) == key_of(ID)
+        read_at(r, reader, t)
+    reader.answers[IPHONE] = (ID2, None)
+    for t in times[2:]:  # (no pump: the back-off and the budget hold the read)
+        assert r.observe(iphone_sighting(t), t) is None
+    assert r.held_count == len(times)
+    assert r.take_released() == ()
+    read_at(r, reader, times[-1] + 1)
+    released = r.take_released()
+    assert [x.sighting.t for x in released] == times
+    assert {x.sighting.key for x in released} == {key_of(ID2)}
+    assert {x.continues for x in released} == {key_of(ID)}
+    assert released[0].sighting.to_json()["via"] == "gatt"
+    assert (r.held_count, r.stats.held, r.stats.released) == (0, 14, 14)
+    assert r.stats.held_dropped == 0
+    assert r.holding(IPHONE, times[-1] + 2) is None
+
+
+@pytest.mark.parametrize(
+    ("case", "held", "dropped"),
+    [
+        ("not_bluezone", 0, 1),  # connected without the service: not held again
+        ("too_many", 3, 2),  # bounded per address: the oldest go
+        ("walked_away", 0, 2),  # not heard for candidate_ttl_s: given up
+        ("too_old", 4, 1),  # held longer than hold_max_s
+    ],
+)
+def test_holding_is_bounded(case, held, dropped):
+    reader = ScriptedReader({IPHONE: (None, g.ERR_NO_SERVICE)})
+    kw = {"max_held_per_addr": 10 if case == "too_old" else 3, "hold_max_s": 300.0}
+    r = g.GattResolver(reader, policy(reads_per_minute=1, **kw))
+    if case == "not_bluezone":
+        r.observe(iphone_sighting(T0), T0)
+        read_at(r, reader, T0)  # no service: back-off 900 s; dropped
+        r.observe(iphone_sighting(T0 + 5), T0 + 5)  # not held: no read coming
+    elif case == "too_many":
+        reader.answers[IPHONE] = (None, g.ERR_CONNECT)
+        r.observe(iphone_sighting(T0), T0)
+        read_at(r, reader, T0)  # failed, retry in 30 s
+        for i in range(1, 5):
+            r.observe(iphone_sighting(T0 + i), T0 + i)
+    elif case == "walked_away":
+        reader.answers[IPHONE] = (None, g.ERR_CONNECT)
+        r.observe(iphone_sighting(T0), T0)
+        r.observe(iphone_sighting(T0 + 1), T0 + 1)
+        read_at(r, reader, T0 + 1)
+        r.pump(T0 + 30)
+    else:
+        r2 = g.GattResolver(reader, policy(reads_per_minute=0, **kw))
+        assert r2.observe(iphone_sighting(T0), T0) is None
+        assert r2.held_count == 0  # no budget: nothing is ever read, nothing held
+        reader.answers[IPHONE] = (None, g.ERR_TIMEOUT)
+        for t in (T0, T0 + 15, T0 + 31):
+            r.observe(iphone_sighting(t), t)
+            read_at(r, reader, t)
+        for t in (T0 + 290, T0 + 310):
+            r.observe(iphone_sighting(t), t)
+        r.pump(T0 + 310)
+    assert (r.held_count, r.stats.held_dropped) == (held, dropped)
+    assert r.stats.released == 0
+
+
+def test_pipeline_keeps_an_iphone_stay_whole_across_a_slow_re_read():
+    """Through the real pipeline: the ID changes at T0 + 900 and the re-read fails for
+    three minutes (back-off 30, 60, 120 s); the held sightings arrive late with the
+    new ID and continue the same stay, which was kept open meanwhile."""
+    from gateway.config import GatewayConfig, ZoneConfig
+    from gateway.models import Report
+    from gateway.pipeline import EdgePipeline
+
+    reader = ScriptedReader({IPHONE: (ID, None)})
+    resolver = g.GattResolver(reader, policy())
+    cfg = GatewayConfig(site="s", gateway="g1", zone=ZoneConfig("room", "shift_room"))
+    p = EdgePipeline(cfg, gatt=resolver)
+    records = []
+    data = bytes.fromhex(BLUEZONE_IOS_FG)
+    for i in range(450):
+        t = T0 + 600 + 2 * i
+        if t == T0 + 900:
+            reader.answers[IPHONE] = (None, g.ERR_CONNECT)
+        if t == T0 + 1000:
+            reader.answers[IPHONE] = (ID2, None)
+        p.feed(Report(t=t, addr=IPHONE, addr_type=AddrType.RANDOM, rssi=-60, data=data))
+        records += p.flush(t + 1)
+    assert resolver.stats.reads_failed == 3
+    records += p.close()
+    (rec,) = [r for r in records if r["kind"] == "presence"]
+    assert rec["keys"] == [key_of(ID), key_of(ID2)]
+    assert rec["chain_evidence"] == ["address"]
+    assert (rec["start"], rec["end"]) == (T0 + 600, T0 + 600 + 2 * 449)
+    acc = p.accounting()
+    assert acc.balanced
+    assert acc.rejected.get("needs_gatt", 0) == 0
+    assert acc.recorded == 450
