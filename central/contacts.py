@@ -11,7 +11,11 @@ differential test holds both stores to that):
 2. for each zone the case was in, the gateways that were in that zone during the
    case's stay (reference data over time, or the zone the gateway reported), read by
    range scans of the (gateway, t_start) index bounded by the longest record;
-3. the rule on those rows only.
+3. with `Rule.strongest_zone`, every record sharing a key with those rows, in any
+   zone (`presence_by_keys`), so that `rules.strongest_zone` can give each period a
+   device was in two enclosed zones at once to the louder one;
+4. the registered beacons' IDs of the window (`beacon_keys`), left out: not people;
+5. the rule on those rows only.
 
 A disclosed daily key reveals every later day's IDs (forward hash chain), so it never
 leaves this function: the answer records how many IDs were derived and for which
