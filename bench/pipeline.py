@@ -154,7 +154,9 @@ def main() -> int:
         print(json.dumps(measure(float(sys.argv[2]))))
         return 0
     results = []
-    for hours in (3.0, 12.0):
+    # Three lengths: memory rises while the decoder's bounded payload cache fills (it
+    # is full by about 12 h of this site), then stays flat however long the trace.
+    for hours in (3.0, 12.0, 24.0):
         proc = subprocess.run(
             [sys.executable, __file__, "--child", str(hours)],
             capture_output=True,
@@ -168,7 +170,8 @@ def main() -> int:
             f"{res['reports_per_s']:,.0f} reports/s/core ({res['reports_per_s'] / RADIO_CEILING:.0f}x the radio's "
             f"~{RADIO_CEILING:,.0f} adv/s); peak RSS {res['peak_rss_mb']:.1f} MB; chains {res['chains']}"
         )
-    big = results[-1]
+    big = results[1]
+    longest = results[-1]
     print(
         json.dumps(
             {
@@ -184,8 +187,9 @@ def main() -> int:
                         "target": ">= 40",
                     },
                     {
-                        "name": "peak RSS MB, 3 h / 12 h",
-                        "value": f"{results[0]['peak_rss_mb']:.1f} / {big['peak_rss_mb']:.1f}",
+                        "name": "peak RSS MB, 3 h / 12 h / 24 h",
+                        "value": f"{results[0]['peak_rss_mb']:.1f} / {big['peak_rss_mb']:.1f}"
+                        f" / {longest['peak_rss_mb']:.1f}",
                         "target": "< 80, flat",
                     },
                     {"name": "reports in 12 h trace", "value": f"{big['reports']:,}"},
@@ -193,6 +197,7 @@ def main() -> int:
                 "reports_per_s": big["reports_per_s"],
                 "peak_rss_mb_3h": results[0]["peak_rss_mb"],
                 "peak_rss_mb_12h": big["peak_rss_mb"],
+                "peak_rss_mb_24h": longest["peak_rss_mb"],
             }
         )
     )

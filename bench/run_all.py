@@ -67,12 +67,20 @@ def main() -> int:
     )
     args = parser.parse_args()
     names = args.only or [n for n in BENCHES if (REPO / "bench" / f"{n}.py").exists()]
+    path = REPO / "bench" / "results.json"
+    previous = json.loads(path.read_text()) if args.only and path.exists() else {}
+    fresh = {f"python bench/{n}.py": run_bench(n, []) for n in names}
+    # With --only, the other benchmarks keep their last recorded figures.
+    kept = [b for b in previous.get("benches", []) if b["command"] not in fresh]
     results = {
         "date": dt.datetime.now(dt.UTC).date().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "benches": [run_bench(n, []) for n in names],
+        "benches": sorted(
+            [*kept, *fresh.values()],
+            key=lambda b: BENCHES.index(b["command"].split("/")[-1][:-3]),
+        ),
     }
-    (REPO / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    path.write_text(json.dumps(results, indent=2) + "\n")
     if args.update_readme:
         subprocess.run(
             [sys.executable, str(REPO / "tools" / "build_readme.py")], check=True
