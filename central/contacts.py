@@ -179,7 +179,8 @@ def contacts(
     def attribute(items: Sequence[Resolved]) -> list[Resolved]:
         if not rule.strongest_zone:
             return list(items)
-        return rules.strongest_zone(items, heard_with(store, ref, items, t0, t1))
+        heard = heard_with(store, ref, items, t0, t1)
+        return rules.strongest_zone(items, heard, rule.handover_s)
 
     def others(a: float, b: float, case: Sequence[Resolved]) -> list[Resolved]:
         return rules.without_keys(

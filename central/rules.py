@@ -49,6 +49,10 @@ class Rule:
     # them: each overlapping period goes to the zone where it was heard strongest
     # (`strongest_zone`, below).
     strongest_zone: bool = True
+    # ... except the first and last `handover_s` of a louder period that begins or ends
+    # while the device is still heard in the room: it was walking between the two, and
+    # two gateways' clocks agree only within clock_error_s (120 s) anyway.
+    handover_s: float = 120.0
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -295,26 +299,31 @@ def identity(item: Resolved) -> str:
 
 
 def strongest_zone(
-    items: Sequence[Resolved], heard: Iterable[Resolved]
+    items: Sequence[Resolved], heard: Iterable[Resolved], handover_s: float = 0.0
 ) -> list[Resolved]:
     """Each enclosed item without the periods in which the same device was heard
-    more strongly in ANOTHER enclosed zone of the same site.
+    more strongly in ANOTHER zone of the same site.
 
-    A person is in one room at a time. Gateways of neighbouring rooms (dormitory rooms
-    side by side, a shift room next to the bus bay) hear each other's occupants
-    through the wall, weaker by the wall's loss; only central sees both gateways. So
-    for every period where one device key (any of a record's keys) is in two or more
-    enclosed zones at once, the period belongs to the zone whose record has the
-    strongest `rssi_median`; the weaker records lose exactly that period (they may
-    split in two). Equal medians, a missing median, open zones and other sites are
-    left alone: the rule only removes time when the radio says where the device was.
+    A person is in one place at a time. Gateways of neighbouring rooms (dormitory
+    rooms side by side, a shift room next to the bus bay) hear each other's occupants
+    through the wall, weaker by the wall's loss, and rooms next to an open yard hear
+    the people working outside; only central sees both gateways. So for every period
+    where one device key (any of a record's keys) is in an enclosed zone and in
+    another zone at once, the period belongs to the zone whose record has the
+    strongest `rssi_median`; a weaker enclosed record loses exactly that period (it
+    may split in two). Open-zone records are never cut (their near-band seconds are
+    not spread over time, so they could not be cut honestly; the open rule needs the
+    near band anyway), but they do take periods from rooms. Equal medians, a missing
+    median and other sites are left alone: the rule only removes time when the radio
+    says where the device was.
 
     `heard` must hold every resolved record that shares a key with an item and
     overlaps it (the reference passes everything; the store path fetches them by
-    key): the answer depends on nothing else, so both paths agree."""
+    key): the answer depends on nothing else, so both paths agree. `handover_s`: the
+    margin at the edges of a louder period that it does not take (Rule.handover_s)."""
     by_key: dict[str, list[Resolved]] = defaultdict(list)
     for h in heard:
-        if h.zone.enclosed and h.row.rssi_median is not None:
+        if h.row.rssi_median is not None:
             for k in h.row.all_keys:
                 by_key[k].append(h)
     out: list[Resolved] = []
@@ -346,8 +355,27 @@ def strongest_zone(
             out.append(item)
             continue
         cuts.sort()
+        merged: list[tuple[float, float]] = []
+        for a, b in cuts:  # consecutive parts of one stay are one louder period
+            if merged and a <= merged[-1][1]:
+                if b > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], b)
+            else:
+                merged.append((a, b))
+        # Where a louder period begins or ends inside the item, the device was moving
+        # between the two zones: the last gateway keeps hearing it for a while after
+        # it left (a record ends at its last sighting), and a record's median says
+        # nothing about its edges. That margin is not taken.
+        shrunk = []
+        for a, b in merged:
+            if a > item.start:
+                a += handover_s
+            if b < item.end:
+                b -= handover_s
+            if b > a:
+                shrunk.append((a, b))
         cursor = item.start
-        for a, b in cuts:
+        for a, b in shrunk:
             if a > cursor:
                 out.append(item._replace(start=cursor, end=min(a, item.end)))
             cursor = max(cursor, b)
@@ -570,7 +598,9 @@ def reference_contacts(
     heard = resolve(rows, ref, t0, t1)
 
     def attribute(items: Sequence[Resolved]) -> list[Resolved]:
-        return strongest_zone(items, heard) if rule.strongest_zone else list(items)
+        if not rule.strongest_zone:
+            return list(items)
+        return strongest_zone(items, heard, rule.handover_s)
 
     case = attribute(resolve(case_rows, ref, t0, t1))
     case_ids = {identity(c) for c in case}

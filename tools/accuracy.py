@@ -34,7 +34,16 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from central.rules import PresenceRow, RefData, Rule, Seed, ZoneRef, reference_contacts
+from central.rules import (
+    PresenceRow,
+    RefData,
+    Rule,
+    Seed,
+    ZoneRef,
+    reference_contacts,
+    resolve,
+    strongest_zone,
+)
 from gateway.config import AggregationConfig, GatewayConfig, ZoneConfig
 from gateway.gatt import GattPolicy, GattResolver
 from gateway.pipeline import EdgePipeline
@@ -311,6 +320,16 @@ def score_pipeline(
         }
     )
     rule = Rule()
+    if rule.strongest_zone:
+        # Central sees every zone of the site at once; the scoring below runs the rule
+        # per kind of zone (on that kind's records only), so give it the records as
+        # the site-wide strongest-zone cut leaves them (pieces renumbered: each piece
+        # is a record of its own to the second, per-kind pass, which cuts nothing).
+        heard = resolve(rows, ref, t0, t1)
+        rows = [
+            item.row._replace(seq=i, start=item.start, end=item.end)
+            for i, item in enumerate(strongest_zone(heard, heard, rule.handover_s))
+        ]
     scores = {k: Score() for k in KINDS}
     minutes = pair_minutes(truth_dir)
     # misses that shared 15-18 min (at the threshold) / extras that shared 10-15 min

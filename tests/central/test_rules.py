@@ -181,20 +181,36 @@ def test_strongest_zone_cuts_only_the_overlap_and_keeps_ties_and_unknowns():
     items = rules.resolve([b_a, b_b], ref, T0, T0 + H)
     cut = rules.strongest_zone(items[:1], items)
     assert [(i.start - T0, i.end - T0) for i in cut] == [(0, 20 * M), (40 * M, 60 * M)]
+    # Rule.handover_s (2 min) at each edge of the louder period inside the record is
+    # not taken (walking between rooms; clocks agree within 2 minutes): 22 + 22 min.
     (c,) = answer([case, b_a, b_b])["contacts"]
+    assert c["minutes"] == 44.0
+    (c,) = answer([case, b_a, b_b], rule=Rule(handover_s=0))["contacts"]
     assert c["minutes"] == 40.0
+    # Consecutive parts of one louder stay are one period: no margin at the split.
+    parts = [
+        heard("k:b", T0 + 20 * M, T0 + 30 * M, -70, gw="gB", zone="B"),
+        heard("k:b", T0 + 30 * M, T0 + 40 * M, -75, gw="gB", zone="B"),
+    ]
+    (c,) = answer([case, b_a, *parts])["contacts"]
+    assert c["minutes"] == 44.0
     # Equal medians, or a record without a median: nothing is cut.
     tie = heard("k:b", T0 + 20 * M, T0 + 40 * M, -80, gw="gB", zone="B")
     unknown = heard("k:b", T0 + 20 * M, T0 + 40 * M, None, gw="gB", zone="B")
     for other in (tie, unknown):
         (c,) = answer([case, b_a, other])["contacts"]
         assert c["minutes"] == 60.0
-    # An open zone, or another site, never takes time from a room.
-    yard = heard("k:b", T0, T0 + 60 * M, -40, gw="gY", zone="Y", kind="yard")
+    # Another site never takes time from a room.
     far = heard("k:b", T0, T0 + 60 * M, -40, gw="gX", zone="X", site="other")
-    for other in (yard, far):
-        (c,) = answer([case, b_a, other])["contacts"]
-        assert c["minutes"] == 60.0
+    (c,) = answer([case, b_a, far])["contacts"]
+    assert c["minutes"] == 60.0
+    # Heard louder in the open yard outside for 30 minutes: in the yard then. The
+    # yard's own record is never cut (its near seconds are not spread over time).
+    yard = heard("k:b", T0 + 30 * M, T0 + 60 * M, -60, gw="gY", zone="Y", kind="yard")
+    (c,) = answer([case, b_a, yard])["contacts"]
+    assert c["minutes"] == 32.0  # the yard period ends with the record: no margin there
+    items = rules.resolve([yard, b_a], RefData(), T0, T0 + H)
+    assert rules.strongest_zone(items[:1], items) == items[:1]
     # The same zone heard by two gateways is not a conflict.
     twin = heard("k:b", T0, T0 + 60 * M, -40, gw="gA2", zone="A")
     (c,) = answer([case, b_a, twin])["contacts"]
