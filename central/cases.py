@@ -133,6 +133,8 @@ def rule_from(base: Rule, overrides: dict[str, Any]) -> Rule:
         float(fields["clock_error_s"]),
         int(fields["slots_per_day"]),
         float(fields["merge_gap_s"]),
+        bool(fields.get("strongest_zone", True)),
+        float(fields.get("handover_s", Rule().handover_s)),
     )
     if not (0 <= rule.min_minutes <= 1440 and 1 <= rule.window_h <= 24 * 14):
         raise CaseError("min_minutes must be 0..1440 and window_h 1..336")
@@ -150,6 +152,9 @@ def _rule_of(params: dict[str, Any]) -> Rule:
         float(r["clock_error_s"]),
         int(r["slots_per_day"]),
         float(r["merge_gap_s"]),
+        # Cases saved before these existed: today's defaults.
+        bool(r.get("strongest_zone", True)),
+        float(r.get("handover_s", Rule().handover_s)),
     )
 
 
