@@ -633,6 +633,11 @@ def test_pipeline_keeps_an_iphone_stay_whole_across_a_slow_re_read():
             reader.answers[IPHONE] = (ID2, None)
         p.feed(Report(t=t, addr=IPHONE, addr_type=AddrType.RANDOM, rssi=-60, data=data))
         records += p.flush(t + 1)
+        if t == T0 + 1050:  # mid-hold: the held sightings are pending, not rejected
+            acc = p.accounting()
+            assert acc.balanced
+            assert acc.pending >= resolver.held_count > 60
+            assert acc.rejected.get("needs_gatt", 0) == 0
     assert resolver.stats.reads_failed == 3
     records += p.close()
     (rec,) = [r for r in records if r["kind"] == "presence"]
