@@ -24,6 +24,7 @@ day, not the key nor anything computed from it but the IDs' matches.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
@@ -146,15 +147,66 @@ def beacon_keys(store: SqlStore, t0: float, t1: float) -> frozenset[str]:
     return frozenset(beacon_index(beacons, t0, t1)) if beacons else frozenset()
 
 
+def _clusters(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
 def heard_with(
-    store: SqlStore, ref: RefData, items: Sequence[Resolved], t0: float, t1: float
+    store: SqlStore,
+    ref: RefData,
+    items: Sequence[Resolved],
+    t0: float,
+    t1: float,
+    *,
+    within: Sequence[tuple[float, float]] | None = None,
+    margin_s: float = 0.0,
 ) -> list[Resolved]:
-    """Every record sharing a key with `items` in the window, resolved: what
-    `rules.strongest_zone` needs to compare zones (any zone, any gateway)."""
-    keys = sorted({k for i in items for k in i.row.all_keys})
-    if not keys:
+    """Every record sharing a key with one of `items` (those `rules.strongest_zone`
+    may cut: enclosed, with a median) and overlapping it, resolved: what the cut
+    compares against (any zone, any gateway). Read per cluster of overlapping items,
+    each over its own time span: a few short range scans of the (key, t_start) index
+    instead of every key's whole history.
+
+    `within`: only these periods of the items matter (the case's stays: the rule
+    intersects everyone else's records with them), so only records overlapping them,
+    widened by `margin_s` (the hand-over margin, which depends on where a louder
+    period begins), are read; the cut inside them is the same as with everything."""
+    cuttable = [i for i in items if i.zone.enclosed and i.row.rssi_median is not None]
+    if not cuttable:
         return []
-    return rules.resolve(store.presence_by_keys(keys, t0, t1), ref, t0, t1)
+    if within is None:
+        clusters = _clusters([(i.start, i.end) for i in cuttable])
+    else:
+        clusters = _clusters(within)
+    starts = [a for a, _b in clusters]
+    keys_of: list[set[str]] = [set() for _ in clusters]
+    # Only records louder than the quietest item of a cluster can cut anything there.
+    quietest = [float("inf")] * len(clusters)
+    for item in cuttable:
+        k = bisect.bisect_right(starts, item.start) - 1
+        k = max(k, 0)
+        rssi = float(item.row.rssi_median or 0.0)
+        while k < len(clusters) and clusters[k][0] < item.end:
+            if clusters[k][1] > item.start:
+                keys_of[k].update(item.row.all_keys)
+                quietest[k] = min(quietest[k], rssi)
+            k += 1
+    found: dict[tuple[str, int, int], PresenceRow] = {}
+    for (a, b), keys, floor in zip(clusters, keys_of, quietest, strict=True):
+        if not keys:
+            continue
+        lo = a - margin_s - 1.0
+        hi = b + margin_s + 1.0
+        for row in store.presence_by_keys(sorted(keys), lo, hi, louder_than=floor):
+            found[(row.gateway, row.boot, row.seq)] = row
+    return rules.resolve(found.values(), ref, t0, t1)
 
 
 def contacts(
@@ -176,15 +228,26 @@ def contacts(
     ref = ref if ref is not None else store.refdata()
     beacon_ids = beacons if beacons is not None else beacon_keys(store, t0, t1)
 
-    def attribute(items: Sequence[Resolved]) -> list[Resolved]:
+    def attribute(
+        items: Sequence[Resolved], within: Sequence[Resolved] | None = None
+    ) -> list[Resolved]:
         if not rule.strongest_zone:
             return list(items)
-        heard = heard_with(store, ref, items, t0, t1)
+        heard = heard_with(
+            store,
+            ref,
+            items,
+            t0,
+            t1,
+            within=None if within is None else [(i.start, i.end) for i in within],
+            margin_s=rule.handover_s,
+        )
         return rules.strongest_zone(items, heard, rule.handover_s)
 
     def others(a: float, b: float, case: Sequence[Resolved]) -> list[Resolved]:
+        # Only the case's periods matter for everyone else (the rule intersects).
         return rules.without_keys(
-            attribute(candidates(store, ref, case, a, b)), beacon_ids
+            attribute(candidates(store, ref, case, a, b), within=case), beacon_ids
         )
 
     case_rows = seed_candidates(store, seed, ref, t0, t1, rule)

@@ -326,6 +326,13 @@ def strongest_zone(
         if h.row.rssi_median is not None:
             for k in h.row.all_keys:
                 by_key[k].append(h)
+    # Per key: records sorted by start, their starts, and the longest one, so that
+    # the records overlapping an item are one bisected slice (a tag's key has every
+    # record of the window).
+    index: dict[str, tuple[list[float], list[Resolved], float]] = {}
+    for k, hs in by_key.items():
+        hs.sort(key=lambda h: h.start)
+        index[k] = ([h.start for h in hs], hs, max(h.end - h.start for h in hs))
     out: list[Resolved] = []
     for item in items:
         row = item.row
@@ -334,23 +341,23 @@ def strongest_zone(
             out.append(item)
             continue
         cuts: list[tuple[float, float]] = []
-        seen: set[tuple[str, int, int]] = set()
         for k in row.all_keys:
-            for h in by_key.get(k, ()):
+            entry = index.get(k)
+            if entry is None:
+                continue
+            starts, hs, longest = entry
+            lo = bisect.bisect_left(starts, item.start - longest)
+            hi = bisect.bisect_left(starts, item.end)
+            for h in hs[lo:hi]:
                 hr = h.row
-                ident = (hr.gateway, hr.boot, hr.seq)
-                if ident in seen:
-                    continue
-                seen.add(ident)
                 if (
-                    h.zone.zone != item.zone.zone
-                    and hr.site == row.site
+                    h.end > item.start
                     and hr.rssi_median is not None
                     and hr.rssi_median > rssi
-                    and h.start < item.end
-                    and h.end > item.start
+                    and h.zone.zone != item.zone.zone
+                    and hr.site == row.site
                 ):
-                    cuts.append((h.start, h.end))
+                    cuts.append((h.start, h.end))  # repeats are harmless: a union
         if not cuts:
             out.append(item)
             continue

@@ -521,25 +521,35 @@ class SqlStore(abc.ABC):
 
     # --------------------------------------------------------------- presence
     def presence_by_keys(
-        self, keys: Sequence[str], t0: float, t1: float
+        self,
+        keys: Sequence[str],
+        t0: float,
+        t1: float,
+        *,
+        louder_than: float | None = None,
     ) -> list[PresenceRow]:
-        """Presence records carrying any of `keys` (primary or chained) overlapping [t0, t1)."""
+        """Presence records carrying any of `keys` (primary or chained) overlapping [t0, t1);
+        with `louder_than`, only those whose rssi_median is above it (the strongest-zone
+        cut, central.contacts.heard_with)."""
         lo = t0 - self.max_presence_s()
         found: dict[tuple[str, int, int], PresenceRow] = {}
         unique = sorted(set(keys))
+        loud = "" if louder_than is None else " AND rssi_median > ?"
+        extra: tuple[float, ...] = () if louder_than is None else (louder_than,)
         for chunk in _chunks(unique):
             marks = _marks(len(chunk))
             rows = self._query(
                 f"SELECT {PRESENCE_COLS} FROM presence WHERE key IN ({marks}) "  # noqa: S608 - constant SQL, values bound
-                "AND t_start >= ? AND t_start < ? AND t_end > ?",
-                (*chunk, lo, t1, t0),
+                "AND t_start >= ? AND t_start < ? AND t_end > ?" + loud,
+                (*chunk, lo, t1, t0, *extra),
             )
             rows += self._query(
                 f"SELECT {', '.join('p.' + c.strip() for c in PRESENCE_COLS.split(','))} "  # noqa: S608 - constant SQL, values bound
                 "FROM presence_keys k JOIN presence p ON p.gateway = k.gateway AND "
                 f"p.boot = k.boot AND p.seq = k.seq WHERE k.key IN ({marks}) "
-                "AND k.t_start >= ? AND k.t_start < ? AND p.t_end > ?",
-                (*chunk, lo, t1, t0),
+                "AND k.t_start >= ? AND k.t_start < ? AND p.t_end > ?"
+                + loud.replace("rssi_median", "p.rssi_median"),
+                (*chunk, lo, t1, t0, *extra),
             )
             for r in rows:
                 found[(r[0], int(r[1]), int(r[2]))] = presence_row(r)
