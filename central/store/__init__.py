@@ -4,7 +4,9 @@ PostgreSQL (psycopg 3), with the SAME SQL text and meaning in both.
 `SqlStore` holds every statement, written with `?` placeholders in the common subset
 of the two dialects (ON CONFLICT upserts, window functions, CASE instead of
 MAX/GREATEST); the subclasses only open the connection, translate placeholders and
-map the few DDL types (`central.store.schema`). One Store object owns one
+map the few DDL types (`central.store.schema`), and PostgreSQL reads many keys'
+records its own way (`_rows_by_keys`: its planner picks the wrong index for a long IN
+list). One Store object owns one
 connection and is used from one thread (ingest workers each open their own).
 
 Interval queries use the bound of the longest presence record ever stored
@@ -533,17 +535,33 @@ class SqlStore(abc.ABC):
         cut, central.contacts.heard_with)."""
         lo = t0 - self.max_presence_s()
         found: dict[tuple[str, int, int], PresenceRow] = {}
-        unique = sorted(set(keys))
+        for r in self._rows_by_keys(sorted(set(keys)), lo, t1, t0, louder_than):
+            found[(r[0], int(r[1]), int(r[2]))] = presence_row(r)
+        return sorted(found.values(), key=lambda p: (p.start, p.gateway, p.boot, p.seq))
+
+    def _rows_by_keys(
+        self,
+        keys: Sequence[str],
+        lo: float,
+        t1: float,
+        t0: float,
+        louder_than: float | None,
+    ) -> list[tuple[Any, ...]]:
+        """PRESENCE_COLS rows (duplicates allowed) of the records carrying one of `keys`
+        as primary or chained key with lo <= t_start < t1 and t_end > t0 (and
+        rssi_median > louder_than): IN lists of IN_CHUNK keys, each answered by
+        SQLite's planner through the (key, t_start) index."""
         loud = "" if louder_than is None else " AND rssi_median > ?"
         extra: tuple[float, ...] = () if louder_than is None else (louder_than,)
-        for chunk in _chunks(unique):
+        out: list[tuple[Any, ...]] = []
+        for chunk in _chunks(keys):
             marks = _marks(len(chunk))
-            rows = self._query(
+            out += self._query(
                 f"SELECT {PRESENCE_COLS} FROM presence WHERE key IN ({marks}) "  # noqa: S608 - constant SQL, values bound
                 "AND t_start >= ? AND t_start < ? AND t_end > ?" + loud,
                 (*chunk, lo, t1, t0, *extra),
             )
-            rows += self._query(
+            out += self._query(
                 f"SELECT {', '.join('p.' + c.strip() for c in PRESENCE_COLS.split(','))} "  # noqa: S608 - constant SQL, values bound
                 "FROM presence_keys k JOIN presence p ON p.gateway = k.gateway AND "
                 f"p.boot = k.boot AND p.seq = k.seq WHERE k.key IN ({marks}) "
@@ -551,9 +569,7 @@ class SqlStore(abc.ABC):
                 + loud.replace("rssi_median", "p.rssi_median"),
                 (*chunk, lo, t1, t0, *extra),
             )
-            for r in rows:
-                found[(r[0], int(r[1]), int(r[2]))] = presence_row(r)
-        return sorted(found.values(), key=lambda p: (p.start, p.gateway, p.boot, p.seq))
+        return out
 
     def presence_at_gateways(
         self, gateways: Sequence[str], t0: float, t1: float
