@@ -52,6 +52,18 @@ class Issued:
     fingerprint: str  # SHA-256 of the certificate, hex pairs
 
 
+def _save_cert(path: Path, cert: x509.Certificate) -> Issued:
+    """Write a certificate (PEM, world-readable: it is public) and describe it."""
+    _write(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return Issued(
+        path,
+        cert.subject.rfc4514_string(),
+        cert.serial_number,
+        cert.not_valid_after_utc,
+        _cert_fingerprint(cert),
+    )
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -131,14 +143,7 @@ def init_ca(
         .sign(key, hashes.SHA256())
     )
     _write(base / CA_KEY, _pem_key(key), 0o600, force=False)
-    _write(base / CA_CERT, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    return Issued(
-        base / CA_CERT,
-        subject.rfc4514_string(),
-        cert.serial_number,
-        cert.not_valid_after_utc,
-        _cert_fingerprint(cert),
-    )
+    return _save_cert(base / CA_CERT, cert)
 
 
 def load_ca(directory: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
@@ -238,14 +243,7 @@ def sign_csr(directory: str, csr_path: str, out: str, *, days: int = 825) -> Iss
         ExtendedKeyUsageOID.CLIENT_AUTH,
         san,
     )
-    _write(Path(out), cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    return Issued(
-        Path(out),
-        csr.subject.rfc4514_string(),
-        cert.serial_number,
-        cert.not_valid_after_utc,
-        _cert_fingerprint(cert),
-    )
+    return _save_cert(Path(out), cert)
 
 
 def issue_client(
@@ -270,18 +268,7 @@ def issue_client(
         ExtendedKeyUsageOID.CLIENT_AUTH,
         None,
     )
-    cert_path = base / f"{common_name}.pem"
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    return (
-        Issued(
-            cert_path,
-            subject.rfc4514_string(),
-            cert.serial_number,
-            cert.not_valid_after_utc,
-            _cert_fingerprint(cert),
-        ),
-        key_path,
-    )
+    return _save_cert(base / f"{common_name}.pem", cert), key_path
 
 
 def server_cert(
@@ -317,16 +304,5 @@ def server_cert(
     base.mkdir(parents=True, exist_ok=True)
     stem = "server-" + re.sub(r"[^A-Za-z0-9._-]", "_", hosts[0])
     key_path = base / f"{stem}-key.pem"
-    cert_path = base / f"{stem}.pem"
     _write(key_path, _pem_key(key), 0o600)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    return (
-        Issued(
-            cert_path,
-            subject.rfc4514_string(),
-            cert.serial_number,
-            cert.not_valid_after_utc,
-            _cert_fingerprint(cert),
-        ),
-        key_path,
-    )
+    return _save_cert(base / f"{stem}.pem", cert), key_path

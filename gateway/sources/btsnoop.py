@@ -201,23 +201,17 @@ class BtsnoopSource:
             data = p[off : off + dlen]
             rssi = _int8(p[off + dlen])
             off += dlen + 1
-            if addr_type is None:
-                self.unknown_addr_type += 1
-                continue
-            if rssi == RSSI_UNAVAILABLE:
-                self.dropped_rssi += 1
-                continue
-            self.reports += 1
-            yield Report(
-                t=t,
-                addr=_addr(raw_addr),
-                addr_type=addr_type,
-                rssi=rssi,
-                data=data,
+            report = self._report(
+                t,
+                raw_addr,
+                addr_type,
+                rssi,
+                data,
                 scan_rsp=evt == LEGACY_SCAN_RSP,
-                gateway=self.gateway,
                 connectable=_LEGACY_CONNECTABLE.get(evt),
             )
+            if report is not None:
+                yield report
 
     def _extended(self, p: bytes, t: float) -> Iterator[Report]:
         n = len(p)
@@ -262,24 +256,47 @@ class BtsnoopSource:
                 data = bytes(head) + data
             if status == 0x02:
                 self.truncated_ext += 1  # controller gave up; keep what arrived
-            addr_type = _ADDR_TYPES.get(at_raw)
-            if addr_type is None:
-                self.unknown_addr_type += 1
-                continue
-            if rssi == RSSI_UNAVAILABLE:
-                self.dropped_rssi += 1
-                continue
-            self.reports += 1
-            yield Report(
-                t=t,
-                addr=_addr(raw_addr),
-                addr_type=addr_type,
-                rssi=rssi,
-                data=data,
+            report = self._report(
+                t,
+                raw_addr,
+                _ADDR_TYPES.get(at_raw),
+                rssi,
+                data,
                 scan_rsp=bool(evt & 0x08),
-                gateway=self.gateway,
                 connectable=bool(evt & 0x01),
             )
+            if report is not None:
+                yield report
+
+    def _report(
+        self,
+        t: float,
+        raw_addr: bytes,
+        addr_type: AddrType | None,
+        rssi: int,
+        data: bytes,
+        *,
+        scan_rsp: bool,
+        connectable: bool | None,
+    ) -> Report | None:
+        """One report of either subevent, or None (counted) when it cannot be used."""
+        if addr_type is None:
+            self.unknown_addr_type += 1
+            return None
+        if rssi == RSSI_UNAVAILABLE:
+            self.dropped_rssi += 1
+            return None
+        self.reports += 1
+        return Report(
+            t=t,
+            addr=_addr(raw_addr),
+            addr_type=addr_type,
+            rssi=rssi,
+            data=data,
+            scan_rsp=scan_rsp,
+            gateway=self.gateway,
+            connectable=connectable,
+        )
 
     # -- Source protocol ----------------------------------------------------------
 
